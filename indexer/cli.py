@@ -1,0 +1,5 @@
+"""CLI commands of the indexer service (index, search, serve)."""
+
+import click
+
+commands: list[click.Command] = []

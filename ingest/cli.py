@@ -1,0 +1,5 @@
+"""CLI commands of the ingest service (poll, feeds)."""
+
+import click
+
+commands: list[click.Command] = []

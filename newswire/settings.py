@@ -1,0 +1,177 @@
+"""Settings for every service: one class, built once in ``main()`` and passed down.
+
+Sources, strongest first: command-line options, ``NEWSWIRE_*`` environment variables
+(nested with ``__``, e.g. ``NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS``), a TOML config file
+(``--config FILE`` or ``NEWSWIRE_CONFIG``), then the defaults below.
+With no Kafka or Elasticsearch named, ``newswire up`` runs the embedded defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; empty = start the embedded noida-db broker"
+    )
+    topic_prefix: str = Field("newswire", description="prefix of every topic name")
+    partitions: int = Field(4, ge=1, description="partitions of the entries/articles topics")
+    replication_factor: int = Field(1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """Connection options in kafka-python's spelling (aiokafka uses the same names)."""
+        if not self.bootstrap_servers:
+            raise RuntimeError("Kafka bootstrap servers are not known yet (embedded broker not started)")
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            cfg["sasl_plain_username"] = self.sasl_username
+            cfg["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, name)
+            if value:
+                cfg[name] = str(value)
+        return cfg
+
+
+class SearchSettings(BaseModel):
+    backend: Literal["embedded", "elasticsearch"] = Field(
+        "embedded", description="embedded = tantivy index under the data dir"
+    )
+    elasticsearch_url: str | None = Field(None, description="e.g. https://localhost:9200")
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    index_prefix: str = Field("newswire", description="index template, alias and index prefix")
+
+    @property
+    def uses_elasticsearch(self) -> bool:
+        return self.backend == "elasticsearch" or bool(self.elasticsearch_url)
+
+
+class FetchSettings(BaseModel):
+    user_agent: str = Field(
+        "newswire/0.1 (+https://github.com/newswire-project/newswire; news ingestion bot)",
+        description="identifying User-Agent with a contact URL",
+    )
+    timeout: float = Field(20.0, gt=0, description="seconds for a whole request")
+    max_bytes: int = Field(10_000_000, gt=0, description="body size cap (after decompression)")
+    max_redirects: int = Field(5, ge=0)
+    allow_private_networks: bool = Field(
+        False, description="allow loopback/private/link-local targets (tests, closed networks)"
+    )
+    per_host_concurrency: int = Field(2, ge=1)
+    per_host_min_gap: float = Field(1.0, ge=0, description="seconds between requests to one host")
+    obey_robots: bool = True
+
+
+class PollSettings(BaseModel):
+    min_interval: float = Field(120.0, gt=0, description="seconds; fastest a feed is polled")
+    max_interval: float = Field(86_400.0, gt=0, description="seconds; slowest a feed is polled")
+    default_interval: float = Field(600.0, gt=0)
+    max_concurrency: int = Field(200, ge=1, description="feeds fetched at once")
+
+
+class WebSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="bind address of the search page and API")
+    port: int = Field(8600, ge=0, le=65535)
+    token: SecretStr | None = Field(None, description="bearer token required by write endpoints")
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class ProcessSettings(BaseModel):
+    workers: int = Field(0, ge=0, description="extraction processes; 0 = one per core")
+    fetch_concurrency: int = Field(32, ge=1, description="article fetches in flight")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSWIRE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    config_file: Path | None = Field(None, description="TOML config file")
+    data_dir: Path = Field(Path("newswire-data"), description="where all local state lives")
+    feeds: list[str] = Field(default_factory=list, description="feed URLs to poll")
+    feeds_file: Path | None = Field(None, description="file of feed URLs (one per line) or OPML")
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    search: SearchSettings = SearchSettings()
+    fetch: FetchSettings = FetchSettings()
+    poll: PollSettings = PollSettings()
+    web: WebSettings = WebSettings()
+    process: ProcessSettings = ProcessSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        config = init_kwargs.get("config_file") or os.environ.get("NEWSWIRE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka.topic_prefix}.{name}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; ``None`` overrides (unset CLI options) are ignored."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment that reproduces ``settings`` in a child process (``newswire up``)."""
+    env: dict[str, str] = {}
+
+    def put(prefix: str, model: BaseModel) -> None:
+        for name, value in model:
+            key = f"{prefix}{name.upper()}"
+            if isinstance(value, BaseModel):
+                put(f"{key}__", value)
+            elif value is None:
+                continue
+            elif isinstance(value, SecretStr):
+                env[key] = value.get_secret_value()
+            elif isinstance(value, list):
+                import json
+
+                env[key] = json.dumps(value)
+            else:
+                env[key] = str(value)
+
+    put("NEWSWIRE_", settings)
+    env.pop("NEWSWIRE_CONFIG_FILE", None)
+    return env

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     feeds: list[str] = Field(default_factory=list, description="feed URLs to poll")
     feeds_file: Path | None = Field(None, description="file of feed URLs (one per line) or OPML")
     log_level: str = "INFO"
+    taxonomy_file: Path | None = Field(
+        None, description="conflict taxonomy YAML replacing the built-in one (no code change)"
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus /metrics port of a service; 0 = off"
+    )
     kafka: KafkaSettings = KafkaSettings()
     search: SearchSettings = SearchSettings()
     fetch: FetchSettings = FetchSettings()

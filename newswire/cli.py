@@ -144,13 +144,29 @@ def process(settings: Settings) -> None:
     sys.exit(run_worker(settings))
 
 
+SERVICE_COMMAND_MODULES = (
+    "ingest.cli",  # poll, feeds
+    "indexer.cli",  # index, search
+    "indexer.web_cli",  # serve
+    "processors.cli",  # reprocess
+    "processors.alerts.cli",  # alerts
+    "newswire.ops_cli",  # status, dlq
+)
+
+
 def _register_service_commands() -> None:
     # Each service owns its own commands; the CLI only gathers them.
-    from indexer.cli import commands as indexer_commands
-    from ingest.cli import commands as ingest_commands
+    import importlib
+    import importlib.util
 
-    for command in (*ingest_commands, *indexer_commands):
-        main.add_command(command)
+    for name in SERVICE_COMMAND_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except ModuleNotFoundError:  # its parent package is not there either
+            continue
+        for command in importlib.import_module(name).commands:
+            main.add_command(command)
 
 
 _register_service_commands()

@@ -1,0 +1,3 @@
+from newswire.cli import main
+
+main(prog_name="newswire")

@@ -1,0 +1,242 @@
+"""The Faust processor: feed entries in, enriched articles out.
+
+The agent only decodes, calls and sends: fetching is async I/O (``newswire.http``),
+cleaning + tagging run in a process pool (``processors.enrich``), and every outcome is
+either an ``Article`` on the articles topic or a dead letter with its reason. Faust acks
+an event whose agent raised and never retries it, so nothing here lets an error escape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import faust
+from prometheus_client import Counter, Histogram, start_http_server
+from pydantic import ValidationError
+
+from newswire.http import Fetcher, FetchResult
+from newswire.records import DeadLetter, FeedEntry, utcnow
+from newswire.settings import KafkaSettings, Settings
+from newswire.topics import ensure_topics
+from processors.clean import build_article
+from processors.enrich import Enriched, enrich, init_worker
+from processors.fingerprint import StoryIndex
+from processors.pagestore import PageStore
+
+log = logging.getLogger(__name__)
+
+PROCESSED = Counter("newswire_processor_entries_total", "Feed entries handled", ["outcome"])
+FETCH_ERRORS = Counter("newswire_fetch_errors_total", "Article fetch failures", ["reason"])
+EXTRACT_FAILURES = Counter(
+    "newswire_extraction_failures_total", "Pages that gave no usable text", ["host", "reason"]
+)
+ARTICLES_BY_CONFLICT = Counter(
+    "newswire_articles_by_conflict_total", "Articles published, by first conflict", ["conflict"]
+)
+STAGE_SECONDS = Histogram("newswire_processor_stage_seconds", "Time per stage", ["stage"])
+
+# Worth another try later; anything else about a page is final.
+TRANSIENT = frozenset({"timeout", "connect_error", "dns_error", "http_5xx", "http_429"})
+FETCH_ATTEMPTS = 3
+
+
+def faust_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    needs_tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    context = None
+    if needs_tls:
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+        if kafka.ssl_certfile:
+            context.load_cert_chain(str(kafka.ssl_certfile),
+                                    str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+class Processor:
+    """Per-entry work with the I/O at the edges. One instance per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        workers = settings.process.workers or os.cpu_count() or 1
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=init_worker,
+            initargs=(str(settings.taxonomy_file) if settings.taxonomy_file else None,),
+        )
+        state = settings.data_dir / "processors"
+        state.mkdir(parents=True, exist_ok=True)
+        self.pages = PageStore(state / "pages.sqlite")
+        self.stories = StoryIndex(state / "stories.sqlite")
+        self._fetcher: Fetcher | None = None
+
+    @property
+    def fetcher(self) -> Fetcher:
+        # Created lazily: the HTTP client must belong to the running event loop.
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.settings.fetch)
+        return self._fetcher
+
+    async def fetch(self, entry: FeedEntry) -> FetchResult:
+        result = await self.fetcher.get(entry.url, respect_robots=self.settings.fetch.obey_robots)
+        delay = 1.0
+        for _ in range(FETCH_ATTEMPTS - 1):
+            if result.reason not in TRANSIENT:
+                break
+            await asyncio.sleep(result.retry_after or delay)
+            delay *= 2
+            result = await self.fetcher.get(entry.url, respect_robots=self.settings.fetch.obey_robots)
+        return result
+
+    async def handle(self, entry: FeedEntry, raw_entry: bytes) -> tuple[Any, DeadLetter | None]:
+        """Return ``(article, None)`` or ``(None, dead_letter)``; never raises for bad input."""
+        with STAGE_SECONDS.labels("fetch").time():
+            fetched = await self.fetch(entry)
+        if fetched.reason is not None:
+            FETCH_ERRORS.labels(fetched.reason).inc()
+            return None, DeadLetter(stage="process", reason=f"fetch:{fetched.reason}",
+                                    error=fetched.error, key=entry.key)
+        loop = asyncio.get_running_loop()
+        content_type = fetched.headers.get("content-type")
+        await loop.run_in_executor(
+            None, self.pages.put, entry.key, fetched.final_url, utcnow(), content_type,
+            fetched.body, raw_entry.decode(),
+        )
+        with STAGE_SECONDS.labels("enrich").time():
+            done: Enriched = await loop.run_in_executor(
+                self.pool, enrich, fetched.body, fetched.final_url, content_type, raw_entry
+            )
+        if done.clean is None or done.tags is None:
+            EXTRACT_FAILURES.labels(entry.source, done.reason or "unknown").inc()
+            return None, DeadLetter(stage="process", reason=f"clean:{done.reason}",
+                                    error=done.detail, key=entry.key)
+        ingested = utcnow()
+        fingerprint = f"{done.fingerprint:016x}" if done.fingerprint is not None else None
+        story_id = (
+            self.stories.assign(entry.key, done.fingerprint, when=ingested)
+            if done.fingerprint is not None else entry.key
+        )
+        article = build_article(entry, done.clean, done.tags, story_id=story_id,
+                                fingerprint=fingerprint, ingested=ingested)
+        first = article.conflicts[0].id if article.conflicts else "none"
+        ARTICLES_BY_CONFLICT.labels(first).inc()
+        return article, None
+
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_app(settings: Settings, processor: Processor) -> faust.App:
+    kafka = settings.kafka
+    assert kafka.bootstrap_servers, "Kafka bootstrap servers must be known before the worker starts"
+    app = faust.App(
+        f"{kafka.topic_prefix}-processor",
+        broker=";".join(f"kafka://{host}" for host in kafka.bootstrap_servers.split(",")),
+        broker_credentials=faust_credentials(kafka),
+        store="memory://",  # tables are rebuilt from their compacted changelog topics
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        producer_acks=-1,
+        blocking_timeout=10.0,
+        broker_commit_interval=1.0,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    entries = app.topic(settings.topic("entries"), **raw)
+    articles = app.topic(settings.topic("articles"), **raw)
+    dead = app.topic(settings.topic("dlq.process"), **raw)
+
+    async def dead_letter(event: faust.EventT, letter: DeadLetter) -> None:
+        PROCESSED.labels("dead_letter").inc()
+        message = event.message
+        letter = letter.model_copy(update={
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            "payload": (message.value or b"")[:20_000].decode("utf-8", "replace"),
+        })
+        log.warning("dead letter stage=process key=%s reason=%s error=%s",
+                    letter.key, letter.reason, letter.error)
+        headers = [
+            ("original_topic", message.topic.encode()),
+            ("original_partition", str(message.partition).encode()),
+            ("original_offset", str(message.offset).encode()),
+            ("stage", b"process"),
+            ("reason", letter.reason.encode()),
+            ("exception", (letter.error or "")[:500].encode()),
+        ]
+        await dead.send(key=message.key, value=letter.to_bytes(), headers=headers)
+
+    @app.agent(entries, concurrency=settings.process.fetch_concurrency)
+    async def process_entries(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            raw_value = event.value or b""
+            try:
+                entry = FeedEntry.from_bytes(raw_value)
+            except ValidationError as exc:
+                await dead_letter(event, DeadLetter(stage="process", reason="bad_record",
+                                                    error=str(exc)[:500]))
+                continue
+            try:
+                article, letter = await processor.handle(entry, raw_value)
+            except Exception as exc:  # a bug: never lose the message, say loudly what it was
+                log.exception("processor bug key=%s url=%s", entry.key, entry.url)
+                letter, article = DeadLetter(
+                    stage="process", reason="exception", key=entry.key,
+                    error="".join(traceback.format_exception_only(exc)).strip()), None
+            if letter is not None:
+                await dead_letter(event, letter)
+                continue
+            await articles.send(key=article.id.encode(), value=article.to_bytes())
+            PROCESSED.labels("article").inc()
+            log.info("article key=%s url=%s conflicts=%s partial=%s", article.id, article.url,
+                     ",".join(c.id for c in article.conflicts[:3]), article.partial)
+
+    try:  # alerts are matched in the same worker, in-stream
+        from processors.alerts.agent import install as install_alerts
+    except ImportError:
+        log.warning("alerts package not available; running without alert matching")
+    else:
+        install_alerts(app, settings)
+    return app
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the processor worker until SIGTERM/SIGINT (Faust installs the handlers)."""
+    ensure_topics(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    processor = Processor(settings)
+    app = build_app(settings, processor)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
+                          redirect_stdouts=False, override_logging=False)
+
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **_: Any) -> None:  # noqa: ARG001
+        await processor.aclose()
+
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        processor.pool.shutdown(wait=False, cancel_futures=True)
+    return 0

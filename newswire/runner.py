@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newswire import runtime
 from newswire.broker import EmbeddedServer
 from newswire.settings import Settings, child_env
 from newswire.topics import ensure_topics
@@ -128,7 +129,10 @@ def run_up(settings: Settings) -> int:
         log.info("newswire up: kafka=%s search=%s page=http://%s:%s/ data_dir=%s",
                  settings.kafka.bootstrap_servers, store, settings.web.host, settings.web.port,
                  settings.data_dir)
+        runtime.write(settings, kafka=settings.kafka.bootstrap_servers,
+                      web=f"http://{settings.web.host}:{settings.web.port}/")
         return supervisor.run()
     finally:
+        runtime.clear(settings)
         if broker is not None:
             broker.stop(timeout=BROKER_GRACE)

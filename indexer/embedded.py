@@ -1,0 +1,318 @@
+"""The embedded search store: a tantivy index in a directory (the default store).
+
+Schema (mirrors the Elasticsearch mapping in ``indexer.elastic``):
+
+- ``title``, ``text``: analysed with ``indexer.query.text_analyzer`` (registered as
+  ``newswire_en``), positions indexed (phrases), stored (snippets);
+- keyword fields ``id, source, feed, language, conflicts, event_types, actors, countries,
+  story_id``: raw tokenizer, fast (facets), values normalised by ``query.keyword_values``;
+- ``published`` (falls back to ``ingested``) and ``ingested``: dates, indexed + fast;
+- ``article``: stored bytes, the full Article JSON minus ``title``/``text`` (those are stored
+  in their own fields), so ``get()`` returns the whole record, locations included (the map).
+
+Concurrency: ONE writer process (the indexer, ``writer=True``; tantivy's lock file refuses a
+second one) and any number of reader processes (CLI, web API) that see each commit after
+``refresh()``, which every ``search()`` does. An upsert is delete-by-id + add, then one
+commit per batch, so a replay overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from indexer import query as q
+from indexer.store import (
+    COLLAPSE_FETCH_FACTOR,
+    MAX_WINDOW,
+    SNIPPET_CHARS,
+    Rejection,
+    SearchRequest,
+    SearchResult,
+    StoreError,
+    collapse,
+    effective_published,
+    facet_list,
+    histogram_buckets,
+    hit_from_article,
+    mark_ranges,
+    plain_snippet,
+    validate,
+)
+from newswire.records import Article
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FACET_FETCH = 200  # terms fetched per facet before the stable sort + cut
+
+
+def build_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    for name in q.TEXT_FIELDS:
+        sb.add_text_field(name, stored=True, tokenizer_name=q.ANALYZER_NAME,
+                          index_option="position")
+    for name in q.KEYWORD_FIELDS:
+        sb.add_text_field(name, stored=False, fast=True, tokenizer_name="raw",
+                          index_option="basic")
+    sb.add_date_field("published", indexed=True, fast=True)
+    sb.add_date_field("ingested", indexed=True, fast=True)
+    sb.add_bytes_field("article", stored=True)
+    return sb.build()
+
+
+def article_document(article: Article) -> tantivy.Document:
+    """The tantivy document of an article (pure)."""
+    doc = tantivy.Document()
+    texts = q.text_values(article)
+    for name in q.TEXT_FIELDS:
+        doc.add_text(name, texts[name])
+    for name, values in q.keyword_values(article).items():
+        for value in values:
+            doc.add_text(name, value)
+    doc.add_date("published", effective_published(article))
+    doc.add_date("ingested", article.ingested)
+    body = article.model_dump(mode="json", exclude={"title", "text"})
+    doc.add_bytes("article", json.dumps(body, ensure_ascii=False).encode())
+    return doc
+
+
+class EmbeddedStore:
+    """A :class:`indexer.store.SearchStore` on a tantivy index directory."""
+
+    def __init__(self, path: Path | str, *, writer: bool = False,
+                 heap_size: int = 128_000_000, num_threads: int = 0) -> None:
+        self.path = Path(path)
+        self.schema = build_schema()
+        self._want_writer = writer
+        self._heap_size = heap_size
+        self._num_threads = num_threads
+        self._index: tantivy.Index | None = None
+        self._writer: tantivy.IndexWriter | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+
+    def ensure(self) -> None:
+        self._open(create=True)
+
+    def _open(self, create: bool) -> tantivy.Index | None:
+        if self._index is not None:
+            return self._index
+        meta = self.path / "meta.json"
+        if not meta.exists():
+            if not create:
+                return None
+            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
+        except ValueError as exc:
+            raise StoreError(f"cannot open index at {self.path}: {exc}") from exc
+        index.register_tokenizer(q.ANALYZER_NAME, q.text_analyzer())
+        self._index = index
+        return index
+
+    def _get_writer(self) -> tantivy.IndexWriter:
+        if not self._want_writer:
+            raise StoreError("this store was opened read-only (open_store(..., writer=True))")
+        if self._writer is None:
+            index = self._open(create=True)
+            assert index is not None
+            try:
+                self._writer = index.writer(self._heap_size, self._num_threads)
+            except ValueError as exc:
+                raise StoreError(f"index at {self.path} is locked by another writer: {exc}") \
+                    from exc
+        return self._writer
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                try:
+                    self._writer.wait_merging_threads()
+                except (ValueError, RuntimeError) as exc:  # merges are best effort
+                    log.warning("index merge on close failed path=%s error=%s", self.path, exc)
+                self._writer = None
+            self._index = None
+
+    # -- writes
+
+    def upsert(self, articles: Sequence[Article]) -> list[Rejection]:
+        rejections: list[Rejection] = []
+        with self._lock:
+            writer = self._get_writer()
+            for article in articles:
+                reason = validate(article)
+                if reason is not None:
+                    rejections.append(Rejection(article.id, reason))
+                    continue
+                try:
+                    doc = article_document(article)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    rejections.append(Rejection(article.id, f"cannot build document: {exc}"))
+                    continue
+                writer.delete_documents_by_term("id", article.id)
+                writer.add_document(doc)
+            writer.commit()
+        return rejections
+
+    def refresh(self) -> None:
+        index = self._open(create=False)
+        if index is not None:
+            index.reload()
+
+    # -- reads
+
+    def count(self) -> int:
+        index = self._open(create=False)
+        if index is None:
+            return 0
+        index.reload()
+        return int(index.searcher().num_docs)
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        index = self._open(create=False)
+        if index is None:
+            return None
+        index.reload()
+        searcher = index.searcher()
+        found = searcher.search(tantivy.Query.term_query(self.schema, "id", id), 1)
+        if not found.hits:
+            return None
+        return self._stored(searcher.doc(found.hits[0][1]))
+
+    @staticmethod
+    def _stored(doc: tantivy.Document) -> dict[str, Any]:
+        article = json.loads(doc.get_first("article"))
+        article["title"] = doc.get_first("title") or None
+        article["text"] = doc.get_first("text") or ""
+        return article
+
+    def _filtered(self, parsed: q.Query, req: SearchRequest) -> tantivy.Query:
+        Q, Occur = tantivy.Query, tantivy.Occur
+        clauses = [(Occur.Must, q.to_tantivy(parsed, self.schema))]
+        for name, values in req.filters().items():
+            clauses.append((Occur.Must, Q.term_set_query(self.schema, name, list(values))))
+        if req.since is not None or req.until is not None:
+            clauses.append((Occur.Must, Q.range_query(
+                self.schema, "published", tantivy.FieldType.Date,
+                req.since or tantivy.MIN_DATETIME, req.until or tantivy.MAX_DATETIME,
+                include_lower=True, include_upper=req.until is None)))
+        return clauses[0][1] if len(clauses) == 1 else Q.boolean_query(clauses)
+
+    def search(self, req: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        parsed = q.parse(req.query)  # QuerySyntaxError goes to the caller
+        index = self._open(create=False)
+        if index is None:
+            return SearchResult(0, [], {f: [] for f in req.facets}, [], req.page, req.size)
+        index.reload()
+        searcher = index.searcher()
+        query = self._filtered(parsed, req)
+
+        if req.collapse_stories:
+            limit = min(MAX_WINDOW, (req.offset + req.size) * COLLAPSE_FETCH_FACTOR)
+            offset = 0
+        else:
+            limit, offset = req.size, req.offset
+        by_date = req.sort == "date"
+        found = searcher.search(
+            query, max(limit, 1) if limit else 1, count=True, offset=offset,
+            order_by_field="published" if by_date else None, order=tantivy.Order.Desc)
+        total = int(found.count or 0)
+        hits_raw = found.hits if limit else []
+
+        snippets = self._snippet_generator(searcher, parsed)
+        hits = []
+        for score, address in hits_raw:
+            doc = searcher.doc(address)
+            article = self._stored(doc)
+            hit = hit_from_article(article, None if by_date else score)
+            hit["snippet"] = self._snippet(snippets, doc, article["text"])
+            hits.append(hit)
+        if req.collapse_stories:
+            heads = collapse(hits, {}, req.offset, req.size)
+            stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
+            counts = self._story_counts(searcher, query, stories)
+            hits = collapse(hits, counts, req.offset, req.size)
+
+        aggs: dict[str, Any] = {
+            f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}
+            for f in req.facets
+        }
+        if req.histogram:
+            interval = {"hour": "1h", "day": "1d", "week": "7d"}[req.histogram]
+            aggs["__histogram"] = {"date_histogram": {"field": "published",
+                                                      "fixed_interval": interval}}
+        result_aggs = searcher.aggregate(query, aggs) if aggs and total else {}
+        facets = {
+            f: facet_list([(b["key"], b["doc_count"])
+                           for b in result_aggs.get(f, {}).get("buckets", [])], req.facet_size)
+            for f in req.facets
+        }
+        histogram: list[dict[str, Any]] = []
+        if req.histogram:
+            counts = {
+                datetime.fromtimestamp(b["key"] / 1000, UTC): int(b["doc_count"])
+                for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
+            }
+            histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2))
+
+    def _story_counts(self, searcher: tantivy.Searcher, query: tantivy.Query,
+                      stories: list[str]) -> dict[str, int]:
+        if not stories:
+            return {}
+        Q, Occur = tantivy.Query, tantivy.Occur
+        restricted = Q.boolean_query([
+            (Occur.Must, query),
+            (Occur.Must, Q.term_set_query(self.schema, "story_id", stories))])
+        agg = searcher.aggregate(
+            restricted, {"s": {"terms": {"field": "story_id", "size": len(stories)}}})
+        return {b["key"]: int(b["doc_count"]) for b in agg.get("s", {}).get("buckets", [])}
+
+    def _snippet_generator(self, searcher: tantivy.Searcher,
+                           parsed: q.Query) -> tantivy.SnippetGenerator | None:
+        # Highlight the positive text terms only (a NOT term is never in a hit).
+        positive = _positive_text(parsed)
+        if positive is None:
+            return None
+        gen = tantivy.SnippetGenerator.create(searcher, q.to_tantivy(positive, self.schema),
+                                              self.schema, "text")
+        gen.set_max_num_chars(SNIPPET_CHARS)
+        return gen
+
+    @staticmethod
+    def _snippet(gen: tantivy.SnippetGenerator | None, doc: tantivy.Document, text: str) -> str:
+        if gen is not None:
+            snippet = gen.snippet_from_doc(doc)
+            ranges = [(r.start, r.end) for r in snippet.highlighted()]
+            if ranges:
+                return mark_ranges(snippet.fragment(), ranges)
+        return plain_snippet(text)
+
+
+def _positive_text(node: q.Query) -> q.Query | None:
+    """The text parts of a query outside any NOT, as one OR (for highlighting)."""
+    parts: list[q.Query] = []
+
+    def walk(n: q.Query) -> None:
+        if isinstance(n, (q.Text, q.Prefix)):
+            parts.append(n)
+        elif isinstance(n, (q.And, q.Or)):
+            for item in n.items:
+                walk(item)
+
+    walk(node)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else q.Or(tuple(parts))

@@ -1,0 +1,188 @@
+"""The embedded (tantivy) search store: upsert, facets, dates, histogram, collapse, readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from indexer.embedded import EmbeddedStore
+from indexer.query import QuerySyntaxError
+from indexer.store import SearchRequest, SearchStore, StoreError, open_store
+from newswire.records import Article, ConflictTag, EventTypeTag, Location
+from newswire.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def art(i: int, **kw: object) -> Article:
+    base: dict[str, object] = {
+        "id": f"id{i}", "url": f"https://news{i % 3}.example/{i}",
+        "title": f"Airstrikes reported near Aleppo, story {i}",
+        "text": "Residents said warplanes struck the market. <Officials> & medics counted "
+                "the dead as ceasefire talks stalled.",
+        "source": f"news{i % 3}.example", "language": "en",
+        "published": datetime(2026, 3, 1 + i, 12, tzinfo=UTC),
+        "countries": ("SY",),
+        "conflicts": (ConflictTag(id="us-iran-proxy", name="US-Iran", score=0.8),),
+        "event_types": (EventTypeTag(id="airstrike", event_type="Airstrike", score=0.9),),
+        "locations": (Location(name="Aleppo", country="SY", lat=36.2, lon=37.15),),
+    }
+    base.update(kw)
+    return Article(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EmbeddedStore:
+    s = EmbeddedStore(tmp_path / "index", writer=True)
+    s.ensure()
+    yield s
+    s.close()
+
+
+def test_is_a_search_store_and_open_store_picks_embedded(tmp_path: Path) -> None:
+    store = open_store(load_settings(data_dir=tmp_path))
+    assert isinstance(store, SearchStore) and isinstance(store, EmbeddedStore)
+    assert store.path == tmp_path / "index"
+    assert store.search(SearchRequest()).total == 0  # no index yet: empty, not an error
+
+
+def test_upsert_is_idempotent_by_id(store: EmbeddedStore) -> None:
+    assert store.upsert([art(1), art(2)]) == []
+    assert store.upsert([art(1), art(2)]) == []
+    assert store.upsert([art(1, title="Updated title about shelling")]) == []
+    store.refresh()
+    assert store.count() == 2
+    assert store.get("id1")["title"] == "Updated title about shelling"
+    assert store.search(SearchRequest(query="shelling")).total == 1
+    assert store.search(SearchRequest(query="title:airstrikes")).total == 1
+
+
+def test_get_returns_the_whole_article(store: EmbeddedStore) -> None:
+    article = art(1, actors=("Police",), story_id="s9", feed="https://news1.example/rss")
+    store.upsert([article])
+    doc = store.get("id1")
+    assert doc is not None
+    assert Article.model_validate(doc) == article
+    assert store.get("missing") is None
+
+
+def test_rejections_name_the_document_and_reason(store: EmbeddedStore) -> None:
+    rejected = store.upsert([art(1), art(2, title=None, text="", summary=None),
+                             Article(id="", url="https://x.example/", title="t")])
+    assert {(r.id, r.reason) for r in rejected} == {
+        ("id2", "no title, text or summary to index"), ("", "missing id")}
+    assert store.count() == 1
+
+
+def test_hits_shape_snippet_and_facets(store: EmbeddedStore) -> None:
+    store.upsert([art(1), art(2, countries=("SY", "TR"), language="fr"),
+                  art(3, text="Unrelated sports report", title="Football",
+                      conflicts=(), event_types=(), countries=("GB",))])
+    result = store.search(SearchRequest(query="ceasefire"))
+    assert result.total == 2
+    hit = result.hits[0]
+    assert {"id", "url", "title", "published", "source", "conflicts", "event_types",
+            "countries", "story_id", "snippet", "score", "locations"} <= set(hit)
+    assert hit["conflicts"] == ["us-iran-proxy"] and hit["event_types"] == ["airstrike"]
+    assert hit["locations"][0]["lat"] == 36.2
+    assert "<mark>ceasefire</mark>" in hit["snippet"]
+    assert "&lt;Officials&gt; &amp;" in hit["snippet"]  # the text is escaped, marks are not
+    assert result.facets["countries"] == [{"value": "SY", "count": 2}, {"value": "TR", "count": 1}]
+    assert result.facets["language"] == [{"value": "en", "count": 1}, {"value": "fr", "count": 1}]
+    assert result.facets["conflicts"] == [{"value": "us-iran-proxy", "count": 2}]
+
+
+def test_filters_are_ored_within_and_anded_across(store: EmbeddedStore) -> None:
+    store.upsert([art(1, countries=("SY",)), art(2, countries=("TR",)),
+                  art(3, countries=("IQ",), language="ar")])
+    ids = lambda r: sorted(h["id"] for h in r.hits)  # noqa: E731
+    assert ids(store.search(SearchRequest(countries=("sy", "tr")))) == ["id1", "id2"]
+    assert ids(store.search(SearchRequest(countries=("SY", "IQ"), languages=("ar",)))) == ["id3"]
+    assert ids(store.search(SearchRequest(query="country:TR OR language:ar"))) == ["id2", "id3"]
+
+
+def test_date_filter_sort_and_histogram(store: EmbeddedStore) -> None:
+    store.upsert([art(i) for i in range(1, 6)] + [art(9, published=None,
+                 ingested=datetime(2026, 3, 20, 8, tzinfo=UTC))])
+    req = SearchRequest(since=datetime(2026, 3, 2, tzinfo=UTC),
+                        until=datetime(2026, 3, 4, 12, tzinfo=UTC), sort="date")
+    result = store.search(req)
+    assert [h["id"] for h in result.hits] == ["id2", "id1"]  # id3 at 03-04 12:00 is excluded
+    assert result.histogram == [
+        {"date": "2026-03-02T00:00:00Z", "count": 1},
+        {"date": "2026-03-03T00:00:00Z", "count": 1},
+        {"date": "2026-03-04T00:00:00Z", "count": 0},
+    ]
+    everything = store.search(SearchRequest(sort="date"))
+    assert everything.hits[0]["id"] == "id9"  # no published date: sorted by ingested
+    assert everything.hits[0]["published"] == "2026-03-20T08:00:00Z"
+    counts = [b["count"] for b in everything.histogram]
+    assert sum(counts) == 6 and len(counts) == 19  # 03-02 .. 03-20, gaps filled with 0
+
+
+def test_paging(store: EmbeddedStore) -> None:
+    store.upsert([art(i) for i in range(1, 8)])
+    pages = [store.search(SearchRequest(sort="date", size=3, page=p)) for p in (1, 2, 3)]
+    ids = [h["id"] for p in pages for h in p.hits]
+    assert ids == [f"id{i}" for i in range(7, 0, -1)]
+    assert all(p.total == 7 for p in pages)
+
+
+def test_collapse_stories(store: EmbeddedStore) -> None:
+    store.upsert([art(1, story_id="s1"), art(2, story_id="s1"), art(3, story_id="s1"),
+                  art(4, story_id="s2"), art(5)])
+    result = store.search(SearchRequest(query="aleppo", collapse_stories=True, sort="date"))
+    assert result.total == 5  # articles, not stories
+    heads = [(h["id"], h["more_outlets"], len(h["duplicates"])) for h in result.hits]
+    assert heads == [("id5", 0, 0), ("id4", 0, 0), ("id3", 2, 2)]
+    assert {d["id"] for d in result.hits[2]["duplicates"]} == {"id1", "id2"}
+
+
+def test_bad_query_raises(store: EmbeddedStore) -> None:
+    with pytest.raises(QuerySyntaxError):
+        store.search(SearchRequest(query="gaza AND"))
+    with pytest.raises(ValueError):
+        SearchRequest(page=0)
+
+
+def test_second_writer_is_refused_readers_are_not(store: EmbeddedStore, tmp_path: Path) -> None:
+    store.upsert([art(1)])
+    with pytest.raises(StoreError, match="locked"):
+        EmbeddedStore(tmp_path / "index", writer=True).upsert([art(2)])
+    reader = EmbeddedStore(tmp_path / "index")
+    assert reader.search(SearchRequest()).total == 1
+    with pytest.raises(StoreError, match="read-only"):
+        reader.upsert([art(2)])
+
+
+def _cli_search(data_dir: Path, *args: str) -> dict:
+    env = {**os.environ, "NEWSWIRE_LOG_LEVEL": "WARNING"}
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("newswire")), "search", "--json", "--data-dir", str(data_dir),
+         *args], capture_output=True, text=True, timeout=60, cwd=REPO, env=env, check=True)
+    return json.loads(out.stdout)
+
+
+def test_reader_processes_see_commits_while_the_writer_is_open(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    writer = open_store(load_settings(data_dir=data_dir), writer=True)
+    writer.ensure()
+    try:
+        writer.upsert([art(1), art(2, countries=("TR",))])
+        first = _cli_search(data_dir, "*")
+        assert first["total"] == 2
+        writer.upsert([art(3, title="Shelling in Kharkiv", countries=("UA",))])
+        second = _cli_search(data_dir, "kharkiv", "--country", "ua")
+        assert second["total"] == 1
+        assert second["hits"][0]["id"] == "id3"
+        assert set(second["hits"][0]) >= {"id", "url", "title", "published", "source",
+                                          "conflicts", "event_types", "countries"}
+        assert "facets" in second
+    finally:
+        writer.close()

@@ -1,0 +1,318 @@
+"""Alert agents on the processor's Faust app: rules in, articles matched, alerts delivered.
+
+Flow (every arrow a Kafka topic, every state a changelog-backed table):
+
+- rules topic (compacted, key = rule id) -> ``alert-rules`` agent -> ``rules`` GlobalTable
+  and the in-memory ``RuleIndex`` (rebuilt from the table after recovery and re-synced by a
+  timer, so every worker sees every rule without a restart);
+- articles topic -> ``alert-match`` agent: ``RuleIndex.match`` (pure), one ``MatchEvent`` per
+  matched rule to the ``alert-matches`` topic, **keyed by rule id** so all the state of a rule
+  is in one partition;
+- ``alert-matches`` -> ``alert-decide`` agent: ``decide.on_match``/``on_flush`` (pure) against
+  the alert state table (key ``rule|story``, changelog = the compacted alerts topic) and the
+  per-rule outbox table; delivery through ``channels.Deliverer``; a channel that still fails
+  after its retries goes to the alert dead-letter topic, the other channels are unaffected.
+
+Faust acks an event whose agent raised and never retries it, so each agent catches
+everything per event, dead-letters it with the reason, and moves on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import faust
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from indexer.query import QuerySyntaxError
+from newswire.records import Article, DeadLetter, utcnow
+from newswire.settings import Settings
+from processors.alerts.channels import Deliverer, RetryPolicy, SmtpSettings
+from processors.alerts.decide import Notification, Outcome, after_delivery, on_flush, on_match
+from processors.alerts.matcher import RuleIndex, check_rule
+from processors.alerts.models import Alert, MatchEvent, Outbox, alert_key
+from processors.alerts.rules import Rule
+
+log = logging.getLogger(__name__)
+
+MATCHED = Counter("newswire_alert_matches_total", "Article x rule matches")
+DECISIONS = Counter("newswire_alert_decisions_total", "What a match led to", ["outcome"])
+DELIVERIES = Counter("newswire_alert_deliveries_total", "Channel deliveries", ["channel", "ok"])
+DEAD = Counter("newswire_alert_dead_letters_total", "Alert dead letters", ["reason"])
+LATENCY = Histogram("newswire_alert_latency_seconds", "Article ingested -> alert delivered",
+                    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600))
+MATCH_SECONDS = Histogram("newswire_alert_match_seconds", "RuleIndex.match per article",
+                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
+
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes}  # tables: raw bytes
+RAW_TOPIC: dict[str, Any] = {**RAW, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass
+class AlertService:
+    """What ``install`` registers; returned so tests and benchmarks can look inside."""
+
+    settings: Settings
+    deliverer: Deliverer
+    index: RuleIndex = field(default_factory=RuleIndex)
+    rules: dict[str, Rule] = field(default_factory=dict)  # all, paused ones too
+    raw_rules: dict[str, bytes] = field(default_factory=dict)
+    synced: bool = False
+    tables: dict[str, Any] = field(default_factory=dict)
+    topics: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ rules
+
+    def apply_rule(self, rule_id: str, raw: bytes | None) -> str | None:
+        """Bring the in-memory rules in line with one table entry; returns a problem or None."""
+        if raw is None:
+            self.rules.pop(rule_id, None)
+            self.raw_rules.pop(rule_id, None)
+            self.index.remove(rule_id)
+            return None
+        if self.raw_rules.get(rule_id) == raw:
+            return None
+        try:
+            rule = Rule.from_bytes(raw)
+            self.index.add(rule)
+        except ValidationError as exc:
+            return f"bad_rule: {str(exc).splitlines()[0]}"
+        except QuerySyntaxError as exc:
+            return f"bad_query: {exc}"
+        self.rules[rule_id] = rule
+        self.raw_rules[rule_id] = raw
+        return None
+
+    def sync_rules(self) -> None:
+        """Re-read the rules table (after recovery, and on a timer for other workers' changes)."""
+        table = self.tables["rules"]
+        self.synced = True
+        current = {k.decode(): v for k, v in list(table.items())}
+        for rule_id in set(self.rules) - set(current):
+            self.apply_rule(rule_id, None)
+        for rule_id, raw in current.items():
+            problem = self.apply_rule(rule_id, raw)
+            if problem:
+                log.warning("alert rule unusable rule=%s reason=%s", rule_id, problem)
+
+
+def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = None,
+            policy: RetryPolicy | None = None, flush_interval: float = 15.0,
+            sync_interval: float = 10.0) -> AlertService:
+    """Register the alert tables, agents and timers on ``app`` (call once, before start)."""
+    service = AlertService(settings, Deliverer(smtp or SmtpSettings(), policy or RetryPolicy()))
+
+    rules_topic = app.topic(settings.topic("alert-rules"), **RAW_TOPIC)
+    articles_topic = app.topic(settings.topic("articles"), **RAW_TOPIC)
+    matches_topic = app.topic(settings.topic("alert-matches"), partitions=1, internal=True,
+                              retention=timedelta(days=7), **RAW_TOPIC)
+    alerts_changelog = app.topic(settings.topic("alerts"), partitions=1, internal=True,
+                                 compacting=True, deleting=False, **RAW_TOPIC)
+    dead_topic = app.topic(settings.topic("dlq.alert"), **RAW_TOPIC)
+    service.topics.update(rules=rules_topic, articles=articles_topic, matches=matches_topic,
+                          dead=dead_topic)
+
+    async def rebuild_index() -> None:
+        service.sync_rules()
+        log.info("alert rules loaded rules=%d active=%d unindexed=%d",
+                 len(service.rules), len(service.index), service.index.unindexed)
+
+    rules_table = app.GlobalTable("alert-rules", partitions=1, recovery_buffer_size=1,
+                                  on_recover=rebuild_index, **RAW)
+    alerts_table = app.Table("alert-state", partitions=1, changelog_topic=alerts_changelog,
+                             **RAW)
+    outbox_table = app.Table("alert-outbox", partitions=1, **RAW)
+    service.tables.update(rules=rules_table, alerts=alerts_table, outbox=outbox_table)
+
+    async def dead_letter(event: faust.EventT | None, reason: str, error: str | None,
+                          key: str | None = None, payload: str | None = None) -> None:
+        DEAD.labels(reason.split(":", 1)[0]).inc()
+        message = event.message if event is not None else None
+        letter = DeadLetter(
+            stage="alert", reason=reason, error=(error or "")[:2000] or None, key=key,
+            topic=message.topic if message else None,
+            partition=message.partition if message else None,
+            offset=message.offset if message else None,
+            payload=payload if payload is not None else (
+                (message.value or b"")[:20_000].decode("utf-8", "replace") if message else None),
+        )
+        log.warning("dead letter stage=alert key=%s reason=%s error=%s", key, reason, error)
+        headers = [("stage", b"alert"), ("reason", reason.encode()),
+                   ("exception", (error or "")[:500].encode())]
+        if message is not None:
+            headers += [("original_topic", message.topic.encode()),
+                        ("original_partition", str(message.partition).encode()),
+                        ("original_offset", str(message.offset).encode())]
+        try:
+            await dead_topic.send(key=(key or "").encode() or None, value=letter.to_bytes(),
+                                  headers=headers)
+        except Exception:  # the DLQ itself failing must not kill the agent
+            log.exception("dead letter could not be sent key=%s reason=%s", key, reason)
+
+    @app.agent(rules_topic, name="alert-rules")
+    async def rule_changes(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            key, value = event.key, event.value
+            try:
+                if not key:
+                    await dead_letter(event, "bad_rule", "rule message without key")
+                    continue
+                rule_id = key.decode("utf-8", "replace")
+                if value is not None:
+                    problem = _rule_problem(rule_id, value)
+                    if problem:
+                        await dead_letter(event, "bad_rule", problem, key=rule_id)
+                        continue
+                    rules_table[key] = value
+                elif key in rules_table:
+                    del rules_table[key]
+                service.apply_rule(rule_id, value)
+                log.info("alert rule %s rule=%s active=%d", "updated" if value else "deleted",
+                         rule_id, len(service.index))
+            except Exception as exc:
+                log.exception("alert rule agent bug")
+                await dead_letter(event, "exception", _short(exc))
+
+    @app.agent(articles_topic, name="alert-match")
+    async def match_articles(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                article = Article.from_bytes(event.value or b"")
+            except ValidationError as exc:
+                await dead_letter(event, "bad_article", str(exc).splitlines()[0])
+                continue
+            try:
+                if not service.synced:
+                    service.sync_rules()
+                with MATCH_SECONDS.time():
+                    matched = service.index.match(article)
+                at = utcnow()
+                for rule in matched:
+                    MATCHED.inc()
+                    match = MatchEvent.from_article(rule.id, article, at=at)
+                    await matches_topic.send(key=rule.id.encode(), value=match.to_bytes())
+            except Exception as exc:
+                log.exception("alert match bug article=%s", article.id)
+                await dead_letter(event, "exception", _short(exc), key=article.id)
+
+    @app.agent(matches_topic, name="alert-decide")
+    async def decide_alerts(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                match = MatchEvent.from_bytes(event.value or b"")
+            except ValidationError as exc:
+                await dead_letter(event, "bad_match", str(exc).splitlines()[0])
+                continue
+            try:
+                await _decide(service, match, dead_letter, event)
+            except Exception as exc:
+                log.exception("alert decision bug rule=%s story=%s", match.rule_id,
+                              match.story_id)
+                await dead_letter(event, "exception", _short(exc),
+                                  key=alert_key(match.rule_id, match.story_id))
+
+    @app.timer(interval=flush_interval, name="alert-flush")
+    async def flush_due() -> None:
+        now = utcnow()
+        for key, raw in list(outbox_table.items()):
+            try:
+                box = Outbox.from_bytes(raw)
+            except ValidationError:
+                continue
+            if box.pending and (box.due is None or box.due <= now):
+                flush = MatchEvent(kind="flush", rule_id=box.rule_id)
+                await matches_topic.send(key=key, value=flush.to_bytes())
+
+    @app.timer(interval=sync_interval, name="alert-rules-sync")
+    async def resync_rules() -> None:
+        service.sync_rules()
+
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **_: Any) -> None:  # noqa: ARG001
+        await service.deliverer.aclose()
+
+    service.topics["agents"] = (rule_changes, match_articles, decide_alerts)
+    return service
+
+
+def _rule_problem(rule_id: str, value: bytes) -> str | None:
+    try:
+        rule = Rule.from_bytes(value)
+    except ValidationError as exc:
+        return str(exc).splitlines()[0]
+    if rule.id != rule_id:
+        return f"rule id {rule.id!r} differs from its key"
+    return check_rule(rule)
+
+
+def _short(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:500]
+
+
+async def _decide(service: AlertService, match: MatchEvent, dead_letter: Any,
+                  event: faust.EventT) -> None:
+    alerts_table = service.tables["alerts"]
+    outbox_table = service.tables["outbox"]
+    rule = service.rules.get(match.rule_id)
+    box_key = match.rule_id.encode()
+    raw_box = outbox_table.get(box_key)
+    outbox = Outbox.from_bytes(raw_box) if raw_box else None
+    now = utcnow()
+    if match.kind == "flush":
+        if outbox is None:
+            return
+        held = {}
+        for story in outbox.pending:
+            raw = alerts_table.get(alert_key(match.rule_id, story).encode())
+            if raw:
+                held[story] = Alert.from_bytes(raw)
+        outcome = on_flush(rule, outbox, held, now)
+    else:
+        if rule is None:  # deleted since the match: nothing to do
+            DECISIONS.labels("no_rule").inc()
+            return
+        raw = alerts_table.get(alert_key(match.rule_id, match.story_id).encode())
+        existing = Alert.from_bytes(raw) if raw else None
+        outcome = on_match(rule, match, existing, outbox, now)
+    DECISIONS.labels(outcome.reason).inc()
+    _store(service, outcome)
+    if outcome.send is None or rule is None:
+        return
+    await _deliver(service, rule, outcome.send, dead_letter, event)
+
+
+def _store(service: AlertService, outcome: Outcome) -> None:
+    for alert in outcome.alerts:
+        service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
+    if outcome.outbox is not None:
+        service.tables["outbox"][outcome.outbox.rule_id.encode()] = outcome.outbox.to_bytes()
+
+
+async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_letter: Any,
+                   event: faust.EventT) -> None:
+    results = await service.deliverer.deliver_all(rule.channels, note)
+    now = utcnow()
+    done = after_delivery(note.alerts, results, now)
+    for alert in done:
+        service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
+        if any(r.ok for r in results):
+            LATENCY.observe(max(0.0, (now - alert.first_seen).total_seconds()))
+    payload = note.payload()
+    for index, (channel, result) in enumerate(zip(rule.channels, results, strict=True)):
+        DELIVERIES.labels(channel.type, str(result.ok).lower()).inc()
+        if result.ok:
+            continue
+        # The payload carries no secret: the channel is named by index, the rule by id.
+        await dead_letter(
+            event, f"delivery_failed:{channel.type}", result.error, key=note.id,
+            payload=json.dumps({"rule_id": rule.id, "channel_index": index,
+                                "channel": result.channel, "attempts": result.attempts,
+                                "notification": payload}, ensure_ascii=False))
+    log.info("alert %s rule=%s alert=%s stories=%d channels_ok=%d/%d", note.kind, rule.id,
+             note.id, len(note.alerts), sum(r.ok for r in results), len(results))

@@ -1,0 +1,279 @@
+"""Delivery of a notification to one channel, with retries and backoff (I/O edge).
+
+Every channel returns a ``ChannelOutcome`` instead of raising, so one failing channel never
+stops the others. Transient failures (timeouts, connection errors, 5xx, 429, SMTP 4xx) are
+retried with exponential backoff up to ``RetryPolicy.attempts``; permanent ones (other 4xx,
+SMTP 5xx, bad address) stop at once. Error texts name the failure, never a URL or a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from processors.alerts.decide import Notification
+from processors.alerts.models import ChannelOutcome
+from processors.alerts.rules import (
+    Channel,
+    EmailChannel,
+    FileChannel,
+    SlackChannel,
+    StdoutChannel,
+    WebhookChannel,
+)
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Newswire-Signature"
+TIMESTAMP_HEADER = "X-Newswire-Timestamp"
+ALERT_ID_HEADER = "X-Newswire-Alert-Id"
+
+
+class SmtpSettings(BaseSettings):
+    """SMTP server for the e-mail channel (env ``NEWSWIRE_SMTP_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSWIRE_SMTP_", extra="ignore")
+
+    host: str | None = Field(None, description="SMTP server; unset = e-mail channel fails")
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = Field(True, description="upgrade the connection with STARTTLS")
+    ssl: bool = Field(False, description="implicit TLS (port 465) instead of STARTTLS")
+    cafile: Path | None = Field(None, description="CA bundle to verify the server with")
+    sender: str = "newswire@localhost"
+    timeout: float = Field(20.0, gt=0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial: float = 0.5  # seconds before the 2nd attempt, doubling up to ``maximum``
+    maximum: float = 8.0
+    timeout: float = 10.0  # one HTTP request
+
+
+class Transient(Exception):
+    """Worth another try."""
+
+
+class Permanent(Exception):
+    """Trying again will not help."""
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header value: ``sha256=<hex HMAC-SHA256 of the body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: str, header: str | None) -> bool:
+    """What a receiver does: recompute and compare in constant time."""
+    return bool(header) and hmac.compare_digest(sign(body, secret), header or "")
+
+
+def encode(notification: Notification) -> bytes:
+    return json.dumps(notification.payload(), ensure_ascii=False, sort_keys=True).encode()
+
+
+def text_summary(notification: Notification) -> tuple[str, str]:
+    """(subject, plain text body) for e-mail and chat channels."""
+    rule = notification.rule
+    lines = []
+    for alert in notification.alerts:
+        first = alert.first
+        lines.append(f"- {first.title or first.url}\n  {first.url}\n  source: {first.source}"
+                     + (f"; killed: {alert.killed}" if alert.killed is not None else ""))
+        if alert.also_reported_by:
+            lines.append("  also reported by: "
+                         + ", ".join(r.source or r.url for r in alert.also_reported_by))
+    if notification.kind == "alert":
+        subject = f"{rule.name}: {notification.alerts[0].first.title or 'new story'}"
+    else:
+        subject = f"{rule.name}: {len(notification.alerts)} new stories"
+    body = f"Alert rule '{rule.name}' (query: {rule.query or '*'})\n\n" + "\n".join(lines) + "\n"
+    return subject, body
+
+
+def _http_error(response: httpx.Response) -> Exception:
+    code = response.status_code
+    if code in (408, 425, 429) or code >= 500:
+        return Transient(f"http_{code}")
+    return Permanent(f"http_{code}")
+
+
+class Deliverer:
+    """Sends notifications; one per worker, owns the HTTP client of the running loop."""
+
+    def __init__(self, smtp: SmtpSettings | None = None, policy: RetryPolicy | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.smtp = smtp or SmtpSettings()
+        self.policy = policy or RetryPolicy()
+        self._client = client
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False,
+                                             headers={"User-Agent": "newswire-alerts/0.1"})
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def deliver_all(self, channels: tuple[Channel, ...],
+                          notification: Notification) -> tuple[ChannelOutcome, ...]:
+        results = await asyncio.gather(*(self.deliver(c, notification) for c in channels))
+        return tuple(results)
+
+    async def deliver(self, channel: Channel, notification: Notification) -> ChannelOutcome:
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_exponential(multiplier=self.policy.initial, max=self.policy.maximum),
+            retry=retry_if_exception_type(Transient),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    await self._send_once(channel, notification)
+        except RetryError as exc:
+            error = str(exc.last_attempt.exception())
+            log.warning("alert delivery gave up channel=%s rule=%s alert=%s attempts=%d error=%s",
+                        channel.label, notification.rule.id, notification.id, attempts, error)
+            return ChannelOutcome(channel=channel.label, ok=False, attempts=attempts, error=error)
+        except Permanent as exc:
+            log.warning("alert delivery refused channel=%s rule=%s alert=%s attempts=%d error=%s",
+                        channel.label, notification.rule.id, notification.id, attempts, exc)
+            return ChannelOutcome(channel=channel.label, ok=False, attempts=attempts,
+                                  error=str(exc))
+        except Exception as exc:  # a bug in a channel must not stop the others
+            log.exception("alert channel bug channel=%s rule=%s", channel.label,
+                          notification.rule.id)
+            return ChannelOutcome(channel=channel.label, ok=False, attempts=attempts,
+                                  error=f"exception:{type(exc).__name__}")
+        log.info("alert delivered channel=%s rule=%s alert=%s attempts=%d",
+                 channel.label, notification.rule.id, notification.id, attempts)
+        return ChannelOutcome(channel=channel.label, ok=True, attempts=attempts)
+
+    async def _send_once(self, channel: Channel, notification: Notification) -> None:
+        if isinstance(channel, WebhookChannel):
+            await self._webhook(channel, notification)
+        elif isinstance(channel, SlackChannel):
+            await self._slack(channel, notification)
+        elif isinstance(channel, EmailChannel):
+            await asyncio.to_thread(self._email, channel, notification)
+        elif isinstance(channel, FileChannel):
+            await asyncio.to_thread(_append_line, Path(channel.path), encode(notification))
+        elif isinstance(channel, StdoutChannel):
+            sys.stdout.write(encode(notification).decode() + "\n")
+            sys.stdout.flush()
+        else:  # pragma: no cover - the union is closed
+            raise Permanent(f"unknown channel type {type(channel).__name__}")
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            response = await self.client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise Transient(f"timeout:{type(exc).__name__}") from None
+        except httpx.TransportError as exc:
+            raise Transient(f"transport:{type(exc).__name__}") from None
+        if response.status_code >= 300:
+            raise _http_error(response)
+
+    async def _webhook(self, channel: WebhookChannel, notification: Notification) -> None:
+        body = encode(notification)
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(int(time.time())),
+            ALERT_ID_HEADER: notification.id,
+        }
+        if channel.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, channel.secret.get_secret_value())
+        await self._post(channel.url, body, headers)
+
+    async def _slack(self, channel: SlackChannel, notification: Notification) -> None:
+        subject, text = text_summary(notification)
+        body = json.dumps({"text": f"*{subject}*\n{text}"}, ensure_ascii=False).encode()
+        await self._post(channel.url.get_secret_value(), body,
+                         {"Content-Type": "application/json"})
+
+    def _email(self, channel: EmailChannel, notification: Notification) -> None:
+        smtp = self.smtp
+        if not smtp.host:
+            raise Permanent("smtp_not_configured")
+        subject, text = text_summary(notification)
+        msg = EmailMessage()
+        msg["From"] = smtp.sender
+        msg["To"] = ", ".join(channel.to)
+        msg["Subject"] = f"{channel.subject_prefix} {subject}".strip()
+        msg["Message-ID"] = make_msgid(idstring=notification.id[:16], domain="newswire")
+        msg.set_content(text)
+        context = ssl.create_default_context(cafile=str(smtp.cafile) if smtp.cafile else None)
+        try:
+            if smtp.ssl:
+                server: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port,
+                                                        timeout=smtp.timeout, context=context)
+            else:
+                server = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+            with server:
+                if smtp.starttls and not smtp.ssl:
+                    server.starttls(context=context)
+                if smtp.username:
+                    server.login(smtp.username,
+                                 smtp.password.get_secret_value() if smtp.password else "")
+                server.send_message(msg)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise Permanent(f"smtp_auth_{exc.smtp_code}") from None
+        except smtplib.SMTPRecipientsRefused:
+            raise Permanent("smtp_recipients_refused") from None
+        except smtplib.SMTPNotSupportedError:
+            raise Permanent("smtp_starttls_not_supported") from None
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise Transient(f"smtp_{exc.smtp_code}") from None
+            raise Permanent(f"smtp_{exc.smtp_code}") from None
+        except ssl.SSLError as exc:
+            raise Permanent(f"smtp_tls:{exc.reason}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise Transient(f"smtp:{type(exc).__name__}") from None
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as fh:
+            fh.write(line + b"\n")
+    except OSError as exc:
+        raise Transient(f"file:{type(exc).__name__}") from None
+
+
+def describe(channel: Channel) -> dict[str, Any]:
+    """Public view of a channel (secrets masked)."""
+    return channel.model_dump(mode="json")

@@ -1,0 +1,178 @@
+"""The alert rule: a saved search (query + filters) with delivery channels.
+
+A rule travels on the compacted rules topic (key = rule id, tombstone = delete) and lives
+in a Faust table on every worker. On that wire the channel secrets are kept (the topic is
+the durable store); everywhere else (API, CLI, logs) they are masked: pass
+``context={"reveal_secrets": True}`` to ``model_dump_json`` only when writing the topic.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+)
+
+from newswire.records import Record, UTCDateTime, utcnow
+
+DIGEST_SECONDS: dict[str, int] = {"hourly": 3600, "daily": 86_400}
+
+
+def new_rule_id() -> str:
+    return secrets.token_hex(6)
+
+
+def _secret_out(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    if value is None:
+        return None
+    if info.context and info.context.get("reveal_secrets"):
+        return value.get_secret_value()
+    return "**********"
+
+
+def _host(url: str) -> str:
+    # Only the host goes into logs and labels: webhook paths often carry tokens.
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+
+
+class _Channel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WebhookChannel(_Channel):
+    """JSON POST, signed with HMAC-SHA256 of the body when a secret is set."""
+
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = None
+
+    @field_serializer("secret")
+    def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _secret_out(value, info)
+
+    @property
+    def label(self) -> str:
+        return f"webhook:{_host(self.url)}"
+
+
+class SlackChannel(_Channel):
+    """Slack-compatible incoming webhook; its URL is itself the credential."""
+
+    type: Literal["slack"] = "slack"
+    url: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("slack url must be http(s)")
+        return value
+
+    @field_serializer("url")
+    def _ser_url(self, value: SecretStr, info: SerializationInfo) -> str | None:
+        return _secret_out(value, info)
+
+    @property
+    def label(self) -> str:
+        return f"slack:{_host(self.url.get_secret_value())}"
+
+
+class EmailChannel(_Channel):
+    """Mail over SMTP; server and credentials come from ``SmtpSettings``, not the rule."""
+
+    type: Literal["email"] = "email"
+    to: tuple[str, ...] = Field(min_length=1)
+    subject_prefix: str = "[newswire]"
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for addr in value:
+            if "@" not in addr or any(c in addr for c in "\r\n ,;"):
+                raise ValueError(f"not an e-mail address: {addr!r}")
+        return value
+
+    @property
+    def label(self) -> str:
+        return f"email:{len(self.to)}"
+
+
+class FileChannel(_Channel):
+    """JSON lines appended to a local file."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(min_length=1)
+
+    @property
+    def label(self) -> str:
+        return "file"
+
+
+class StdoutChannel(_Channel):
+    """JSON lines on the worker's standard output."""
+
+    type: Literal["stdout"] = "stdout"
+
+    @property
+    def label(self) -> str:
+        return "stdout"
+
+
+Channel = Annotated[
+    WebhookChannel | SlackChannel | EmailChannel | FileChannel | StdoutChannel,
+    Field(discriminator="type"),
+]
+
+
+class RuleFilters(BaseModel):
+    """The same filters as the search: each non-empty list is an any-of; lists are ANDed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conflicts: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    min_killed: int | None = Field(None, ge=0)
+    min_casualties: int | None = Field(None, ge=0, description="killed + injured")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.conflicts or self.event_types or self.countries or self.sources
+                    or self.languages) and self.min_killed is None and self.min_casualties is None
+
+
+class Rule(Record):
+    """A saved search that alerts. ``id`` is the Kafka key of the rules topic."""
+
+    id: str = Field(default_factory=new_rule_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str = Field(min_length=1, max_length=200)
+    query: str = Field("", max_length=4000, description="search syntax; empty = every article")
+    filters: RuleFilters = RuleFilters()
+    channels: tuple[Channel, ...] = ()
+    throttle: float = Field(0.0, ge=0, description="min seconds between two alerts of this rule")
+    digest: Literal["hourly", "daily"] | None = None
+    paused: bool = False
+    created: UTCDateTime = Field(default_factory=utcnow)
+    updated: UTCDateTime = Field(default_factory=utcnow)
+
+    def to_wire(self) -> bytes:
+        """The rules-topic value: secrets included (the topic is the store)."""
+        return self.model_dump_json(context={"reveal_secrets": True}).encode()
+
+    def public(self) -> dict[str, Any]:
+        """JSON-ready view for the API/CLI: secrets masked."""
+        return self.model_dump(mode="json")
+
+    def to_bytes(self) -> bytes:  # never let the generic path drop secrets silently
+        return self.to_wire()

@@ -1,0 +1,64 @@
+"""A Faust worker running only the alert agents (tests, benchmarks, a separate alerts tier).
+
+In the pipeline the alert agents run inside the processor worker (``processors.worker``
+calls ``install``); this module builds the same agents on an app of their own::
+
+    python -m processors.alerts.standalone        # settings from NEWSWIRE_* env
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from newswire.cli import setup_logging
+from newswire.settings import Settings, load_settings
+from newswire.topics import ensure_topics
+from processors.alerts.agent import AlertService, install
+from processors.alerts.channels import RetryPolicy
+
+
+def build_app(settings: Settings, *, app_id: str | None = None,
+              policy: RetryPolicy | None = None,
+              flush_interval: float = 15.0) -> tuple[faust.App, AlertService]:
+    kafka = settings.kafka
+    if not kafka.bootstrap_servers:
+        raise RuntimeError("NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS must be set")
+    (settings.data_dir / "faust-alerts").parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id or f"{kafka.topic_prefix}-alerts",
+        broker=";".join(f"kafka://{host}" for host in kafka.bootstrap_servers.split(",")),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust-alerts"),
+        web_enabled=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+    )
+    service = install(app, settings, policy=policy, flush_interval=flush_interval)
+    return app, service
+
+
+def main() -> int:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    ensure_topics(settings)
+    policy = None
+    if len(sys.argv) > 1 and sys.argv[1] == "--fast-retries":  # tests: short backoff
+        policy = RetryPolicy(attempts=3, initial=0.05, maximum=0.2, timeout=5.0)
+    app, _ = build_app(settings, policy=policy, flush_interval=1.0 if policy else 15.0)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
+                          redirect_stdouts=False, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -283,7 +283,7 @@ class EmbeddedStore:
     def _snippet_generator(self, searcher: tantivy.Searcher,
                            parsed: q.Query) -> tantivy.SnippetGenerator | None:
         # Highlight the positive text terms only (a NOT term is never in a hit).
-        positive = _positive_text(parsed)
+        positive = q.positive_text(parsed)
         if positive is None:
             return None
         gen = tantivy.SnippetGenerator.create(searcher, q.to_tantivy(positive, self.schema),
@@ -299,20 +299,3 @@ class EmbeddedStore:
             if ranges:
                 return mark_ranges(snippet.fragment(), ranges)
         return plain_snippet(text)
-
-
-def _positive_text(node: q.Query) -> q.Query | None:
-    """The text parts of a query outside any NOT, as one OR (for highlighting)."""
-    parts: list[q.Query] = []
-
-    def walk(n: q.Query) -> None:
-        if isinstance(n, (q.Text, q.Prefix)):
-            parts.append(n)
-        elif isinstance(n, (q.And, q.Or)):
-            for item in n.items:
-                walk(item)
-
-    walk(node)
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else q.Or(tuple(parts))

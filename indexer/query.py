@@ -500,6 +500,23 @@ def doc_terms(doc: Any) -> frozenset[str]:
     return frozenset(terms)
 
 
+def positive_text(query: Query) -> Query | None:
+    """The text parts of a query outside any NOT, as one OR: what snippets highlight."""
+    parts: list[Query] = []
+
+    def walk(node: Query) -> None:
+        if isinstance(node, (Text, Prefix)):
+            parts.append(node)
+        elif isinstance(node, (And, Or)):
+            for item in node.items:
+                walk(item)
+
+    walk(query)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+
 # ---------------------------------------------------------------- compilers
 
 

@@ -1,0 +1,400 @@
+"""The Elasticsearch search store (production), with the official ``elasticsearch`` client.
+
+Layout (``P`` = ``settings.search.index_prefix``):
+
+- index template ``P-articles`` for ``P-articles-*`` with explicit mappings (below);
+- monthly indices ``P-articles-YYYY.MM`` (UTC month of *writing*), all behind the alias
+  ``P-articles``; the newest is the alias's write index. ``ensure()`` and every ``upsert``
+  make sure the current month's index exists and is the write index: that is a rollover
+  by calendar month, done by us. To hand it to ILM instead, attach a policy with a
+  ``rollover`` action to the template (``index.lifecycle.name`` +
+  ``index.lifecycle.rollover_alias = P-articles``): documents are written through the alias
+  either way, so nothing else changes; ILM's delete phase then gives retention per month.
+
+Idempotent ids across months: a document id (hash of the canonical URL) lives in the index
+it was first written to. Before each bulk we look the batch's ids up through the alias (one
+``ids`` query per batch) and overwrite existing ones in their own index; only new ids go to
+the write index. Routing by a date of the article instead (published/ingested) was rejected:
+``published`` is often missing or corrected and ``ingested`` changes when a story is
+re-fetched, either of which would put a second copy in another month. The lookup is a search,
+so it sees documents refreshed (1 s by default) before the month turned: exact except for an id
+first written in the last second of a month and rewritten in the next, an accepted edge.
+Within one month every write goes to the same index and overwrites by ``_id``, no lookup needed.
+
+Mappings: ``title``/``text`` use ``newswire_english`` (pattern tokenizer on non-alphanumerics,
+lowercase, snowball English: the same terms as the embedded index and ``indexer.query``),
+with a ``.std`` sub-field on the ``standard`` analyzer (and ``.english`` on the built-in
+``english`` analyzer, stop words and all) for ad-hoc Kibana queries; keyword facets
+``id, source, feed, language, conflicts, event_types, actors, countries, story_id``
+(normalised like the embedded store); dates ``published`` (falls back to ingested) and
+``ingested``; ``geo`` (``geo_point``, one per location, for the map); ``conflict_score``;
+and ``article``: the whole Article, stored but not indexed.
+
+Writes use ``helpers.streaming_bulk`` (retries 429 with capped exponential backoff); the
+client retries 502/503/504 and timeouts. Unreachable or overloaded -> ``StoreUnavailable``
+(the indexer pauses and retries); a document Elasticsearch refuses (e.g. a latitude out of
+range) -> a ``Rejection`` with its error. Secrets come from ``SearchSettings`` as
+``SecretStr`` and are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+
+from indexer import query as q
+from indexer.store import (
+    COLLAPSE_FETCH_FACTOR,
+    MAX_WINDOW,
+    SNIPPET_CHARS,
+    Rejection,
+    SearchRequest,
+    SearchResult,
+    StoreError,
+    StoreUnavailable,
+    collapse,
+    effective_published,
+    facet_list,
+    histogram_buckets,
+    hit_from_article,
+    plain_snippet,
+    to_iso,
+    validate,
+)
+from newswire.records import Article
+from newswire.settings import SearchSettings
+
+log = logging.getLogger(__name__)
+
+FACET_FETCH = 200
+_KEYWORD = {"type": "keyword"}
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    """The body of ``PUT _index_template/{prefix}-articles``."""
+    keyword_fields = {name: dict(_KEYWORD) for name in q.KEYWORD_FIELDS}
+    text_field = {
+        "type": "text", "analyzer": "newswire_english",
+        "fields": {"std": {"type": "text", "analyzer": "standard"},
+                   "english": {"type": "text", "analyzer": "english"}},
+    }
+    return {
+        "index_patterns": [f"{prefix}-articles-*"],
+        "priority": 200,
+        "template": {
+            "settings": {
+                "number_of_shards": 1,
+                "analysis": {
+                    "tokenizer": {"newswire_alnum": {"type": "pattern",
+                                                     "pattern": "[^\\p{L}\\p{N}]+"}},
+                    "filter": {"newswire_snowball_en": {"type": "snowball",
+                                                        "language": "English"}},
+                    "analyzer": {"newswire_english": {
+                        "type": "custom", "tokenizer": "newswire_alnum",
+                        "filter": ["lowercase", "newswire_snowball_en"]}},
+                },
+            },
+            "mappings": {
+                "dynamic": "strict",
+                "properties": {
+                    "title": text_field,
+                    "text": text_field,
+                    **keyword_fields,
+                    "published": {"type": "date"},
+                    "ingested": {"type": "date"},
+                    "geo": {"type": "geo_point"},
+                    "conflict_score": {"type": "float"},
+                    "article": {"type": "object", "enabled": False},
+                },
+            },
+        },
+        "_meta": {"description": "newswire articles; monthly indices behind the alias",
+                  "schema": 1},
+    }
+
+
+def es_document(article: Article) -> dict[str, Any]:
+    """The Elasticsearch ``_source`` of an article (pure)."""
+    texts = q.text_values(article)
+    body: dict[str, Any] = {
+        "title": texts["title"],
+        "text": texts["text"],
+        **{k: list(v) for k, v in q.keyword_values(article).items()},
+        "published": to_iso(effective_published(article)),
+        "ingested": to_iso(article.ingested),
+        # a bad geocode must not cost the article: out-of-range points are left off the map
+        "geo": [{"lat": loc.lat, "lon": loc.lon} for loc in article.locations
+                if -90 <= loc.lat <= 90 and -180 <= loc.lon <= 180],
+        "conflict_score": article.conflict_score,
+        "article": article.model_dump(mode="json", exclude={"title", "text"}),
+    }
+    return body
+
+
+def _unavailable(exc: Exception) -> bool:
+    if isinstance(exc, ApiError):
+        return exc.meta.status == 429 or exc.meta.status >= 500
+    return isinstance(exc, TransportError)  # connection refused, timeout, TLS...
+
+
+class ElasticStore:
+    """A :class:`indexer.store.SearchStore` on Elasticsearch (or noida's ES API in tests)."""
+
+    def __init__(self, client: Elasticsearch, prefix: str = "newswire", *,
+                 chunk_size: int = 500, max_retries: int = 5, initial_backoff: float = 0.5,
+                 max_backoff: float = 10.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.client = client
+        self.clock = clock  # which month's index is the write index (tests move it)
+        self.prefix = prefix
+        self.alias = f"{prefix}-articles"
+        self.template = f"{prefix}-articles"
+        self.chunk_size = chunk_size
+        self.max_retries = max_retries
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self._write_index: str | None = None
+
+    @classmethod
+    def from_settings(cls, search: SearchSettings) -> ElasticStore:
+        if not search.elasticsearch_url:
+            raise StoreError("search.elasticsearch_url is not set")
+        kwargs: dict[str, Any] = {
+            "request_timeout": 30, "max_retries": 3, "retry_on_timeout": True,
+            "retry_on_status": (502, 503, 504), "verify_certs": search.verify_certs,
+        }
+        if search.api_key is not None:
+            kwargs["api_key"] = search.api_key.get_secret_value()
+        elif search.username:
+            password = search.password.get_secret_value() if search.password else ""
+            kwargs["basic_auth"] = (search.username, password)
+        if search.ca_certs:
+            kwargs["ca_certs"] = str(search.ca_certs)
+        return cls(Elasticsearch(search.elasticsearch_url, **kwargs), search.index_prefix)
+
+    def monthly_index(self, when: datetime) -> str:
+        return f"{self.alias}-{when.astimezone(UTC):%Y.%m}"
+
+    # -- lifecycle
+
+    def ensure(self) -> None:
+        try:
+            self.client.indices.put_index_template(name=self.template,
+                                                   **index_template(self.prefix))
+            self._ensure_write_index(self.clock())
+        except (ApiError, TransportError) as exc:
+            if _unavailable(exc):
+                raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
+            raise StoreError(f"elasticsearch refused the template/index: {exc}") from exc
+
+    def _ensure_write_index(self, now: datetime) -> str:
+        name = self.monthly_index(now)
+        if self._write_index == name:
+            return name
+        if not self.client.indices.exists(index=name):
+            try:
+                self.client.indices.create(index=name)
+            except ApiError as exc:
+                if "already_exists" not in str(exc):
+                    raise
+        actions: list[dict[str, Any]] = [
+            {"add": {"index": name, "alias": self.alias, "is_write_index": True}}]
+        try:
+            current = self.client.indices.get_alias(name=self.alias)
+        except NotFoundError:
+            current = {}
+        for other in current:
+            if other != name:
+                actions.append({"add": {"index": other, "alias": self.alias,
+                                        "is_write_index": False}})
+        self.client.indices.update_aliases(actions=actions)
+        log.info("write index ready index=%s alias=%s", name, self.alias)
+        self._write_index = name
+        return name
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- writes
+
+    def _existing(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        try:
+            found = self.client.search(index=self.alias, query={"ids": {"values": ids}},
+                                       size=len(ids), source=False)
+        except NotFoundError:
+            return {}
+        return {h["_id"]: h["_index"] for h in found["hits"]["hits"]}
+
+    def upsert(self, articles: Sequence[Article]) -> list[Rejection]:
+        rejections: list[Rejection] = []
+        valid: dict[str, Article] = {}
+        for article in articles:
+            reason = validate(article)
+            if reason is None:
+                valid[article.id] = article  # last one wins within a batch
+            else:
+                rejections.append(Rejection(article.id, reason))
+        if not valid:
+            return rejections
+        try:
+            write_index = self._ensure_write_index(self.clock())
+            existing = self._existing(list(valid))
+
+            def actions() -> Iterator[dict[str, Any]]:
+                for id_, article in valid.items():
+                    yield {"_op_type": "index", "_index": existing.get(id_, write_index),
+                           "_id": id_, "_source": es_document(article)}
+
+            failed_unavailable = []
+            for ok, item in helpers.streaming_bulk(
+                    self.client, actions(), chunk_size=self.chunk_size,
+                    max_retries=self.max_retries, initial_backoff=self.initial_backoff,
+                    max_backoff=self.max_backoff, raise_on_error=False,
+                    raise_on_exception=True):
+                if ok:
+                    continue
+                info = item.get("index", {})
+                status = int(info.get("status", 0))
+                error = info.get("error")
+                if status == 429 or status >= 500:
+                    failed_unavailable.append(info.get("_id"))
+                else:
+                    reason = error.get("reason") if isinstance(error, dict) else str(error)
+                    kind = error.get("type") if isinstance(error, dict) else "error"
+                    rejections.append(Rejection(str(info.get("_id")), f"{kind}: {reason}"))
+        except (ApiError, TransportError) as exc:
+            if _unavailable(exc):
+                raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
+            raise StoreError(f"elasticsearch bulk failed: {exc}") from exc
+        if failed_unavailable:
+            # Written in part: retrying the whole batch is safe (same ids overwrite).
+            raise StoreUnavailable(f"{len(failed_unavailable)} documents not written "
+                                   "(429/5xx after retries)")
+        return rejections
+
+    def refresh(self) -> None:
+        try:
+            self.client.indices.refresh(index=self.alias)
+        except NotFoundError:
+            pass
+
+    # -- reads
+
+    def count(self) -> int:
+        try:
+            return int(self.client.count(index=self.alias)["count"])
+        except NotFoundError:
+            return 0
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        try:
+            found = self.client.search(index=self.alias, query={"ids": {"values": [id]}},
+                                       size=1)
+        except NotFoundError:
+            return None
+        hits = found["hits"]["hits"]
+        return self._stored(hits[0]["_source"]) if hits else None
+
+    @staticmethod
+    def _stored(source: dict[str, Any]) -> dict[str, Any]:
+        article = dict(source.get("article") or {})
+        article["title"] = source.get("title") or None
+        article["text"] = source.get("text") or ""
+        return article
+
+    def search(self, req: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        parsed = q.parse(req.query)
+        filters: list[dict[str, Any]] = [
+            {"terms": {name: list(values)}} for name, values in req.filters().items()]
+        if req.since is not None or req.until is not None:
+            bounds: dict[str, str] = {}
+            if req.since is not None:
+                bounds["gte"] = to_iso(req.since) or ""
+            if req.until is not None:
+                bounds["lt"] = to_iso(req.until) or ""
+            filters.append({"range": {"published": bounds}})
+        query: dict[str, Any] = {"bool": {"must": [q.to_elasticsearch(parsed)],
+                                          "filter": filters}}
+        if req.collapse_stories:
+            size = min(MAX_WINDOW, (req.offset + req.size) * COLLAPSE_FETCH_FACTOR)
+            offset = 0
+        else:
+            size, offset = req.size, req.offset
+        by_date = req.sort == "date"
+        sort: list[Any] = ([{"published": "desc"}, {"id": "asc"}] if by_date
+                           else ["_score", {"published": "desc"}, {"id": "asc"}])
+        aggs: dict[str, Any] = {
+            f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}
+            for f in req.facets
+        }
+        if req.histogram:
+            interval = {"hour": "1h", "day": "1d", "week": "7d"}[req.histogram]
+            aggs["__histogram"] = {"date_histogram": {"field": "published",
+                                                      "fixed_interval": interval,
+                                                      "min_doc_count": 1}}
+        body: dict[str, Any] = {"query": query, "size": size, "from": offset, "sort": sort,
+                                "track_total_hits": True}
+        if aggs:
+            body["aggs"] = aggs
+        positive = q.positive_text(parsed)
+        if positive is not None:
+            body["highlight"] = {
+                "fields": {"text": {"fragment_size": SNIPPET_CHARS, "number_of_fragments": 1}},
+                "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html",
+                "highlight_query": q.to_elasticsearch(positive),
+            }
+        try:
+            found = self.client.search(index=self.alias, **body)
+        except NotFoundError:
+            return SearchResult(0, [], {f: [] for f in req.facets}, [], req.page, req.size)
+        except (ApiError, TransportError) as exc:
+            if _unavailable(exc):
+                raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
+            raise StoreError(f"elasticsearch search failed: {exc}") from exc
+
+        total = int(found["hits"]["total"]["value"])
+        hits = []
+        for h in found["hits"]["hits"]:
+            article = self._stored(h["_source"])
+            hit = hit_from_article(article, None if by_date else h.get("_score"))
+            fragments = (h.get("highlight") or {}).get("text") or []
+            hit["snippet"] = fragments[0] if fragments else plain_snippet(article["text"])
+            hits.append(hit)
+        if req.collapse_stories:
+            heads = collapse(hits, {}, req.offset, req.size)
+            stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
+            hits = collapse(hits, self._story_counts(query, stories), req.offset, req.size)
+
+        result_aggs = found.get("aggregations") or {}
+        facets = {
+            f: facet_list([(b["key"], b["doc_count"])
+                           for b in result_aggs.get(f, {}).get("buckets", [])], req.facet_size)
+            for f in req.facets
+        }
+        histogram: list[dict[str, Any]] = []
+        if req.histogram:
+            counts = {
+                datetime.fromtimestamp(b["key"] / 1000, UTC): int(b["doc_count"])
+                for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
+            }
+            histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2))
+
+    def _story_counts(self, query: dict[str, Any], stories: list[str]) -> dict[str, int]:
+        if not stories:
+            return {}
+        restricted = {"bool": {"must": [query], "filter": [{"terms": {"story_id": stories}}]}}
+        found = self.client.search(
+            index=self.alias, query=restricted, size=0,
+            aggs={"s": {"terms": {"field": "story_id", "size": len(stories)}}})
+        buckets = (found.get("aggregations") or {}).get("s", {}).get("buckets", [])
+        return {b["key"]: int(b["doc_count"]) for b in buckets}

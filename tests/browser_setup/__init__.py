@@ -1,0 +1,1 @@
+"""Helpers for the web API and browser tests (see README.md here)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from newswire.records import Article
+from indexer.elastic import index_template
 from newswire.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,18 @@ TAXONOMY_IDS = {
     "colombia", "west-bank",
 }
 MAIN_CONFLICTS = {"russia-ukraine", "israel-hamas", "us-iran-proxy", "sudan", "myanmar"}
-# Article fields the Kibana objects may aggregate, filter or map on.
-ARTICLE_FIELDS = set(Article.model_fields)
+
+def mapping() -> dict[str, dict[str, Any]]:
+    """Field -> mapping of the indexer's real index template (what Kibana will see)."""
+    template = index_template(Settings().search.index_prefix)
+    return template["template"]["mappings"]["properties"]
+
+
+def field_type(name: str) -> str | None:
+    return (mapping().get(name) or {}).get("type")
+
+
+AGGREGATABLE = {"keyword", "date", "float", "long", "integer", "boolean"}
 
 
 def objects() -> list[dict[str, Any]]:
@@ -63,6 +73,12 @@ def search_source(obj: dict[str, Any]) -> dict[str, Any]:
 
 def kql_fields(query: str) -> set[str]:
     return set(re.findall(r"([A-Za-z_][\w.]*)\s*:", query))
+
+
+def assert_searchable(query: str) -> None:
+    for name in kql_fields(query):
+        assert field_type(name) is not None, f"KQL field {name!r} is not in the index mapping"
+
 
 
 # ---------------------------------------------------------------- structure
@@ -146,11 +162,14 @@ def test_data_view_matches_the_index_alias_pattern() -> None:
     attrs = views[0]["attributes"]
     prefix = Settings().search.index_prefix
     assert attrs["title"] == f"{prefix}-articles*"
-    # The write alias and its monthly indices all match; other indices of the prefix do not.
-    for name in (f"{prefix}-articles", f"{prefix}-articles-2026.11", f"{prefix}-articles-000001"):
+    # The indexer's write alias and every index its template covers match the data view.
+    template = index_template(prefix)
+    for pattern in template["index_patterns"]:
+        assert fnmatch.fnmatchcase(pattern.replace("*", "2026.11"), attrs["title"]), pattern
+    for name in (f"{prefix}-articles", f"{prefix}-articles-2026.11"):
         assert fnmatch.fnmatchcase(name, attrs["title"]), name
     assert not fnmatch.fnmatchcase(f"{prefix}-alerts", attrs["title"])
-    assert attrs["timeFieldName"] == "published" and "published" in ARTICLE_FIELDS
+    assert attrs["timeFieldName"] == "published" and field_type("published") == "date"
 
 
 def test_saved_searches_cover_the_main_conflicts() -> None:
@@ -159,11 +178,12 @@ def test_saved_searches_cover_the_main_conflicts() -> None:
         if obj["type"] != "search":
             continue
         query = search_source(obj)["query"]["query"]
-        assert kql_fields(query) <= ARTICLE_FIELDS, query
+        assert_searchable(query)
         match = re.fullmatch(r'conflicts : "([a-z-]+)"', query)
         if match:
             conflict_ids.add(match.group(1))
-        assert set(obj["attributes"]["columns"]) <= ARTICLE_FIELDS
+        for column in obj["attributes"]["columns"]:
+            assert field_type(column) is not None, column
         assert obj["attributes"]["sort"] == [["published", "desc"]]
     assert MAIN_CONFLICTS <= conflict_ids
     assert conflict_ids <= TAXONOMY_IDS, conflict_ids - TAXONOMY_IDS
@@ -176,9 +196,10 @@ def test_visualizations_break_down_conflicts_and_event_types_over_time() -> None
             continue
         state = json.loads(obj["attributes"]["visState"])
         assert state["title"] == obj["attributes"]["title"]
-        fields = {a["params"]["field"] for a in state["aggs"] if "field" in a["params"]}
-        assert fields <= ARTICLE_FIELDS, fields - ARTICLE_FIELDS
-        assert kql_fields(search_source(obj)["query"]["query"]) <= ARTICLE_FIELDS
+        for agg in state["aggs"]:
+            if "field" in agg["params"]:
+                assert field_type(agg["params"]["field"]) in AGGREGATABLE, agg
+        assert_searchable(search_source(obj)["query"]["query"])
         ids = [a["id"] for a in state["aggs"]]
         assert len(ids) == len(set(ids))
         for agg in state["aggs"]:
@@ -190,16 +211,19 @@ def test_visualizations_break_down_conflicts_and_event_types_over_time() -> None
     assert {"conflicts", "event_types"} <= over_time
 
 
-def test_map_plots_the_locations_geo_points() -> None:
+def test_map_plots_the_location_geo_points() -> None:
     maps = [o for o in objects() if o["type"] == "map"]
     assert maps
     layers = json.loads(maps[0]["attributes"]["layerListJSON"])
     geo = [layer["sourceDescriptor"] for layer in layers
            if layer["sourceDescriptor"].get("geoField")]
-    assert geo and all(s["geoField"] == "locations" for s in geo)
-    assert "locations" in ARTICLE_FIELDS
+    assert geo and all(field_type(s["geoField"]) == "geo_point" for s in geo)
     for source in geo:
-        assert set(source.get("tooltipProperties", [])) <= ARTICLE_FIELDS
+        for name in source.get("tooltipProperties", []):
+            assert field_type(name) is not None, name
+        assert source.get("sortField") is None or field_type(source["sortField"]) == "date"
+    state = json.loads(maps[0]["attributes"]["mapStateJSON"])
+    assert_searchable(state["query"]["query"])
 
 
 # ---------------------------------------------------------------- the import script

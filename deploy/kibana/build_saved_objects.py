@@ -7,9 +7,10 @@ Kibana keeps nested state (search sources, panels, map layers) as JSON *strings*
 the saved object; writing them by hand is error-prone, so they are built here from plain
 dicts. The objects carry no migration version: Kibana migrates them on import.
 
-Fields used (the indexer's Elasticsearch mapping): ``published`` (date), ``conflicts``,
-``event_types``, ``countries``, ``source``, ``language`` (keyword), ``conflict_related``
-(boolean), ``title`` (text), ``locations`` (geo_point).
+Fields used, all from the indexer's index template (``indexer.elastic.index_template``):
+``published`` (date), ``conflicts``, ``event_types``, ``countries``, ``source`` (keyword),
+``title`` (text) and ``geo`` (geo_point: one point per location the tagger found).
+"Conflict stories" are those tagged with at least one named conflict (``conflicts : *``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ CONFLICTS: tuple[tuple[str, str], ...] = (
 )
 
 LIST_COLUMNS = ["title", "source", "conflicts", "event_types", "countries"]
+CONFLICT_STORIES = "conflicts : *"  # at least one named conflict
+GEO_FIELD = "geo"
 
 
 def source_json(query: str = "", *, with_index: bool = True) -> str:
@@ -92,9 +95,9 @@ def saved_search(obj_id: str, title: str, query: str, description: str) -> dict[
 
 
 def conflict_searches() -> list[dict[str, Any]]:
-    out = [saved_search("newswire-search-conflict-related", "newswire: all conflict stories",
-                        "conflict_related : true",
-                        "Every article the tagger found to be about armed conflict.")]
+    out = [saved_search("newswire-search-conflict-stories", "newswire: all conflict stories",
+                        CONFLICT_STORIES,
+                        "Every article tagged with at least one named armed conflict.")]
     for conflict_id, name in CONFLICTS:
         out.append(saved_search(
             f"newswire-search-{conflict_id}", f"newswire: {name}",
@@ -168,13 +171,13 @@ def visualizations() -> list[dict[str, Any]]:
             "newswire-vis-conflicts-over-time", "newswire: articles per conflict over time",
             "histogram", _xy_params("histogram", "stacked"),
             [COUNT, OVER_TIME, _terms("3", "conflicts", "group", 10)],
-            "conflict_related : true",
+            CONFLICT_STORIES,
         ),
         visualization(
             "newswire-vis-event-types-over-time", "newswire: event types over time",
             "area", _xy_params("area", "stacked"),
             [COUNT, OVER_TIME, _terms("3", "event_types", "group", 10)],
-            "conflict_related : true",
+            CONFLICT_STORIES,
         ),
         visualization(
             "newswire-vis-conflict-share", "newswire: conflicts",
@@ -195,7 +198,7 @@ def visualizations() -> list[dict[str, Any]]:
             "table", {"perPage": 20, "showPartialRows": False, "showMetricsAtAllLevels": False,
                       "showTotal": False, "totalFunc": "sum", "percentageCol": ""},
             [COUNT, _terms("2", "countries", "bucket", 30)],
-            "conflict_related : true",
+            CONFLICT_STORIES,
         ),
     ]
 
@@ -213,7 +216,7 @@ def locations_map() -> dict[str, Any]:
             "id": "newswire-locations", "type": "GEOJSON_VECTOR", "label": "Article locations",
             "sourceDescriptor": {
                 "type": "ES_SEARCH", "id": "newswire-locations-source",
-                "geoField": "locations", "indexPatternRefName": ref_name,
+                "geoField": GEO_FIELD, "indexPatternRefName": ref_name,
                 "scalingType": "CLUSTERS", "sortField": TIME_FIELD, "sortOrder": "desc",
                 "tooltipProperties": ["title", "source", "conflicts", "event_types"],
                 "applyGlobalQuery": True, "applyGlobalTime": True,
@@ -226,7 +229,7 @@ def locations_map() -> dict[str, Any]:
         "zoom": 1.6, "center": {"lon": 25.0, "lat": 25.0},
         "timeFilters": {"from": "now-7d", "to": "now"},
         "refreshConfig": {"isPaused": False, "interval": 60000},
-        "query": {"query": "conflict_related : true", "language": "kuery"}, "filters": [],
+        "query": {"query": CONFLICT_STORIES, "language": "kuery"}, "filters": [],
     }
     return {
         "type": "map",
@@ -250,7 +253,7 @@ LAYOUT: tuple[tuple[str, str, int, int, int, int], ...] = (
     ("visualization", "newswire-vis-countries", 32, 14, 16, 14),
     ("map", "newswire-map-locations", 0, 28, 28, 20),
     ("visualization", "newswire-vis-event-types-by-conflict", 28, 28, 20, 20),
-    ("search", "newswire-search-conflict-related", 0, 48, 48, 18),
+    ("search", "newswire-search-conflict-stories", 0, 48, 48, 18),
 )
 
 

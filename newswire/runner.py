@@ -55,8 +55,12 @@ class Supervisor:
 
     def spawn(self, child: Child) -> None:
         cmd = [sys.executable, "-m", "newswire", *child.args]
+        env = self.env
+        if self.settings.metrics_port:  # one port each: base, base+1, ... in SERVICES order
+            offset = [c.name for c in self.children].index(child.name)
+            env = {**env, "NEWSWIRE_METRICS_PORT": str(self.settings.metrics_port + offset)}
         # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-        child.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+        child.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                       start_new_session=True)
         child.started_at = time.monotonic()
         log.info("service started name=%s pid=%s", child.name, child.proc.pid)

@@ -167,7 +167,13 @@ def test_environment_builds_the_intended_settings(
 
     assert mounted_from_secret(settings.kafka.ssl_cafile)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports["metrics"] == settings.metrics_port
+    annotations = deployment(component)["spec"]["template"]["metadata"]["annotations"]
+    if component == "web":  # /metrics is a route of the web app itself
+        assert settings.metrics_port == 0
+        assert annotations["prometheus.io/port"] == str(ports["http"])
+    else:
+        assert ports["metrics"] == settings.metrics_port
+        assert annotations["prometheus.io/port"] == str(settings.metrics_port)
     assert str(settings.data_dir) in mounts
 
     if component in ("processor", "indexer", "web"):
@@ -200,7 +206,8 @@ def test_probes_resources_and_security(component: str) -> None:
     for probe in ("readinessProbe", "livenessProbe"):
         http = container[probe]["httpGet"]
         assert http["port"] in port_names, (component, probe)
-        assert http["path"] == ("/healthz" if component == "web" else "/metrics")
+        ready_web = component == "web" and probe == "readinessProbe"
+        assert http["path"] == ("/healthz" if ready_web else "/metrics"), (component, probe)
     for c in (*spec["containers"], *spec["initContainers"]):
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (c["name"], kind)
@@ -209,9 +216,6 @@ def test_probes_resources_and_security(component: str) -> None:
     pod_sc = spec["securityContext"]
     assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] != 0
     assert spec["automountServiceAccountToken"] is False
-    annotations = deployment(component)["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(
-        next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics"))
 
 
 def test_scaling_respects_the_partition_plan() -> None:

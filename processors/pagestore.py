@@ -1,0 +1,129 @@
+"""The archive of fetched pages, so articles can be re-extracted without re-fetching.
+
+One SQLite file in WAL mode: one writer process, any number of concurrent readers.
+Bodies are zlib-compressed (HTML shrinks ~5-8x; zlib is in the standard library).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_BATCH = 200  # rows per query when iterating, so a big archive is never held in memory
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    key: str
+    url: str
+    source: str  # host of the URL
+    fetched_at: datetime
+    content_type: str | None
+    body: bytes
+    feed_entry_json: str
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _ts(when: datetime) -> float:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+class PageStore:
+    def __init__(self, path: Path, *, level: int = 6) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.level = level
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                  timeout=10.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS pages (
+                key TEXT PRIMARY KEY, url TEXT NOT NULL, source TEXT NOT NULL,
+                fetched_at REAL NOT NULL, content_type TEXT, body BLOB NOT NULL,
+                size INTEGER NOT NULL, feed_entry TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS pages_fetched ON pages(fetched_at);
+            CREATE INDEX IF NOT EXISTS pages_source ON pages(source, fetched_at);
+            """
+        )
+
+    def put(self, key: str, url: str, fetched_at: datetime, content_type: str | None,
+            body: bytes, feed_entry_json: str) -> None:
+        """Store (or replace: a re-fetch supersedes) the page under ``key``."""
+        blob = zlib.compress(body, self.level)
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?,?)",
+                (key, url, _host(url), _ts(fetched_at), content_type, blob, len(body),
+                 feed_entry_json),
+            )
+
+    def get(self, key: str) -> StoredPage | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT key, url, source, fetched_at, content_type, body, feed_entry "
+                "FROM pages WHERE key=?", (key,)).fetchone()
+        return _page(row) if row else None
+
+    def iter(self, since: datetime | None = None, source: str | None = None) -> Iterator[StoredPage]:
+        """Pages fetched at or after ``since`` from host ``source``, oldest first, in batches."""
+        where, args = self._filter(since, source)
+        last: tuple[float, str] = (float("-inf"), "")
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    "SELECT key, url, source, fetched_at, content_type, body, feed_entry FROM pages"
+                    f" WHERE {where} AND (fetched_at, key) > (?, ?)"
+                    " ORDER BY fetched_at, key LIMIT ?", (*args, *last, _BATCH)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _page(row)
+            last = (rows[-1][3], rows[-1][0])
+
+    def count(self, since: datetime | None = None, source: str | None = None) -> int:
+        where, args = self._filter(since, source)
+        with self._lock:
+            return int(self.db.execute(f"SELECT COUNT(*) FROM pages WHERE {where}",
+                                       args).fetchone()[0])
+
+    @staticmethod
+    def _filter(since: datetime | None, source: str | None) -> tuple[str, tuple[object, ...]]:
+        clauses, args = ["1=1"], []
+        if since is not None:
+            clauses.append("fetched_at >= ?")
+            args.append(_ts(since))
+        if source:  # "example.com" also matches "www.example.com" and other subdomains
+            host = source.lower().strip().rstrip(".")
+            clauses.append("(source = ? OR source LIKE ?)")
+            args.extend([host, "%." + host.replace("%", "").replace("_", "")])
+        return " AND ".join(clauses), tuple(args)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+
+def _page(row: tuple[object, ...]) -> StoredPage:
+    key, url, source, fetched_at, content_type, blob, entry = row
+    return StoredPage(
+        key=str(key), url=str(url), source=str(source),
+        fetched_at=datetime.fromtimestamp(float(fetched_at), UTC),  # type: ignore[arg-type]
+        content_type=content_type if isinstance(content_type, str) else None,
+        body=zlib.decompress(blob),  # type: ignore[arg-type]
+        feed_entry_json=str(entry),
+    )

@@ -6,6 +6,7 @@ compose file, the real CLI and the real settings class.
 from __future__ import annotations
 
 import ast
+import re
 import copy
 import importlib
 from pathlib import Path
@@ -255,3 +256,13 @@ def test_example_secret_ships_no_values() -> None:
         if doc["kind"] == "Secret":
             assert filename == SECRET_EXAMPLE
             assert all(v == "" for v in doc["stringData"].values()), doc["metadata"]["name"]
+
+
+def test_deploy_readme_documents_every_topic_and_file() -> None:
+    from newswire.topics import TOPICS
+
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    for spec in TOPICS:
+        assert f"`{spec.name}`" in readme, f"deploy/README.md: topic {spec.name} missing from the plan"
+    for path in re.findall(r"`((?:k8s|kibana|compose)/[\w./-]+)`", readme):
+        assert (ROOT / "deploy" / path).exists(), path

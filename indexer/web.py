@@ -156,6 +156,35 @@ def histogram_interval(interval: str, since: datetime | None,
     return "day"
 
 
+def _add_store_error_handlers(app: FastAPI, metrics: _Metrics) -> None:
+    """A store that is down answers 503 (retry later), never a 500 with a traceback."""
+    from indexer.store import StoreError, StoreUnavailable
+
+    unavailable: list[type[BaseException]] = [StoreUnavailable]
+    try:  # the Elasticsearch client's own connection errors, when it is installed
+        from elastic_transport import ConnectionError as ESConnectionError
+        from elastic_transport import ConnectionTimeout
+
+        unavailable += [ESConnectionError, ConnectionTimeout]
+    except ImportError:
+        pass
+
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        metrics.search_errors.labels("store_unavailable").inc()
+        log.warning("web store=unavailable path=%s error=%s", request.url.path, exc)
+        return JSONResponse({"detail": "the search store is unavailable; retry later"}, 503,
+                            headers={"Retry-After": "5"})
+
+    async def store_failed(request: Request, exc: Exception) -> JSONResponse:
+        metrics.search_errors.labels("store_error").inc()
+        log.error("web store=error path=%s error=%s", request.url.path, exc)
+        return JSONResponse({"detail": "the search store failed on this request"}, 500)
+
+    for cls in unavailable:
+        app.add_exception_handler(cls, store_down)
+    app.add_exception_handler(StoreError, store_failed)
+
+
 def _include_alerts_router(app: FastAPI) -> bool:
     try:
         if importlib.util.find_spec(ALERTS_ROUTER_MODULE) is None:
@@ -202,6 +231,7 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics
+    _add_store_error_handlers(app, metrics)
 
     @app.middleware("http")
     async def headers_and_metrics(request: Request, call_next: Callable[..., Any]) -> Response:
@@ -375,4 +405,5 @@ def run_web(settings: Settings, stop: threading.Event | None = None, *,
     return 0
 
 
-__all__ = ["create_app", "histogram_interval", "parse_bound", "require_token", "require_token_for_writes", "run_web"]
+__all__ = ["create_app", "histogram_interval", "parse_bound", "require_token",
+           "require_token_for_writes", "run_web"]

@@ -55,7 +55,8 @@ def build(step: float = 1.0) -> dict[str, object]:
     spec = find_spec("global_land_mask")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("pip install global-land-mask==1.0.0 first")
-    data = np.load(Path(list(spec.submodule_search_locations)[0]) / "globe_combined_mask_compressed.npz")
+    package_dir = Path(list(spec.submodule_search_locations)[0])
+    data = np.load(package_dir / "globe_combined_mask_compressed.npz")
     mask, lat = data["mask"], data["lat"]  # (21600, 43200), rows from lat[0]
     if lat[0] < lat[-1]:  # make row 0 the northernmost
         mask = mask[::-1]

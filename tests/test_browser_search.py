@@ -221,7 +221,31 @@ def test_map_plots_the_locations_on_an_offline_world(watched: Watched,
     search_via_box(page, "shelling")
     assert page.locator("#map-points circle").evaluate_all(
         "cs => cs.map(c => c.dataset.name)") == ["El Fasher"]
-    assert page.locator("#histogram rect").count() >= 1
+    assert page.locator("#histogram .bar").count() >= 1
+
+
+def test_histogram_bars_match_the_dates_and_a_click_filters(watched: Watched,
+                                                             server: LiveServer) -> None:
+    page = watched.page
+    page.goto(server.base_url + "/?collapse=false")
+    ready(page)
+    bars = page.locator("#histogram .bar").evaluate_all(
+        "gs => gs.map(g => [g.dataset.date.slice(0, 10), +g.dataset.count])")
+    # The corpus: one article each on the 15th, 17th, 18th, 21st; two on the 19th; three on
+    # the 20th; gaps filled with zero bars.
+    assert [tuple(b) for b in bars] == [
+        ("2026-11-15", 1), ("2026-11-16", 0), ("2026-11-17", 1), ("2026-11-18", 1),
+        ("2026-11-19", 2), ("2026-11-20", 3), ("2026-11-21", 1)]
+    heights = page.locator("#histogram .bar .value").evaluate_all(
+        "rs => rs.map(r => +r.getAttribute('height'))")
+    assert heights[5] == max(heights) and heights[1] == 0
+    with page.expect_response(lambda r: "since=2026-11-20" in r.url):
+        page.locator('#histogram .bar[data-date^="2026-11-20"]').click()
+    ready(page)
+    assert query_of(page)["since"] == ["2026-11-20"]
+    assert query_of(page)["until"] == ["2026-11-20"]
+    assert page.input_value("#since") == "2026-11-20"
+    assert page.locator(".hit").count() == 3
 
 
 def test_hostile_article_text_stays_inert(watched: Watched, server: LiveServer) -> None:

@@ -431,3 +431,17 @@ def test_histogram_interval_fits_the_range() -> None:
     assert histogram_interval("auto", t, t + timedelta(days=400)) == "week"
     assert histogram_interval("auto", None, None) == "day"
     assert histogram_interval("week", t, t + timedelta(hours=1)) == "week"
+
+
+def test_concurrent_searches_all_answer_the_same(server: LiveServer) -> None:
+    # Sync routes run in a thread pool: many readers on one store at once must all be right.
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["kharkiv", "shelling", "ceasefire", "drones", "power station"] * 8
+    with httpx.Client(base_url=server.base_url, timeout=30) as c:
+        expected = {q: c.get("/api/search", params={"q": q}).json()["total"] for q in set(queries)}
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(lambda q: (q, c.get("/api/search", params={"q": q})), queries))
+    for q, r in got:
+        assert r.status_code == 200
+        assert r.json()["total"] == expected[q] > 0

@@ -190,24 +190,47 @@ function renderFacets(result, state) {
 function renderHistogram(result) {
   const chart = $("histogram");
   chart.replaceChildren();
-  const buckets = (result.histogram || []).filter((b) => b && b.date);
-  $("histogram-first").textContent = buckets.length ? buckets[0].date.slice(0, 10) : "";
-  $("histogram-last").textContent = buckets.length ? buckets[buckets.length - 1].date.slice(0, 10) : "";
+  const buckets = (result.histogram || []).filter((b) => b && typeof b.date === "string");
+  const day = (iso) => iso.slice(0, 10);
+  $("histogram-first").textContent = buckets.length ? day(buckets[0].date) : "";
+  $("histogram-last").textContent = buckets.length ? day(buckets[buckets.length - 1].date) : "";
   const max = Math.max(0, ...buckets.map((b) => Number(b.count) || 0));
-  $("histogram-max").textContent = buckets.length ? `max ${max.toLocaleString("en")} / bucket` : "no dates";
-  if (!buckets.length || !max) return;
+  $("histogram-max").textContent = buckets.length ? `max ${max.toLocaleString("en")} / bar` : "no dates";
+  if (!buckets.length || !max) {
+    chart.setAttribute("aria-label", "Articles over time: no dated articles");
+    return;
+  }
+  const peak = buckets.find((b) => Number(b.count) === max);
+  chart.setAttribute("aria-label", `Articles over time: ${buckets.length} bars from ` +
+    `${day(buckets[0].date)} to ${day(buckets[buckets.length - 1].date)}, ` +
+    `most (${max}) at ${day(peak.date)}. Click a bar to search that period.`);
+  // Bucket width from the bucket dates (hour, day or week); a lone bucket counts as a day.
+  const step = buckets.length > 1
+    ? Date.parse(buckets[1].date) - Date.parse(buckets[0].date) : 86400000;
   const width = 400 / buckets.length;
   buckets.forEach((b, i) => {
     const h = (Number(b.count) / max) * 96;
-    const bar = svg("rect", {
-      x: (i * width + width * 0.1).toFixed(2), y: (100 - h).toFixed(2),
+    // A full-height transparent hit area makes short bars easy to click.
+    const group = svg("g", { class: "bar", "data-date": b.date, "data-count": b.count });
+    group.append(svg("rect", { class: "hit-area", x: (i * width).toFixed(2), y: 0,
+      width: width.toFixed(2), height: 100 }));
+    group.append(svg("rect", {
+      class: "value", x: (i * width + width * 0.1).toFixed(2), y: (100 - h).toFixed(2),
       width: Math.max(width * 0.8, 0.5).toFixed(2), height: h.toFixed(2),
-      "data-count": b.count, "data-date": b.date,
-    });
+    }));
     const tip = svg("title");
-    tip.textContent = `${b.date.slice(0, 10)}: ${b.count}`;
-    bar.append(tip);
-    chart.append(bar);
+    tip.textContent = `${day(b.date)}: ${b.count}`;
+    group.append(tip);
+    group.addEventListener("click", () => {
+      const start = Date.parse(b.date);
+      if (Number.isNaN(start)) return;
+      const next = readState();
+      next.since = day(b.date);
+      next.until = new Date(start + step - 1).toISOString().slice(0, 10);
+      next.page = 1;
+      navigate(next);
+    });
+    chart.append(group);
   });
 }
 

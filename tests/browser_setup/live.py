@@ -55,8 +55,9 @@ def corpus() -> list[Article]:
         "regional governor Oleh Syniehubov said, leaving tens of thousands of homes without "
         "electricity as temperatures fell below freezing. Air defence units shot down most of "
         "the drones, the Ukrainian air force said.")
+    reuters = "https://www.reuters.com/world/europe/drones-hit-kharkiv-power-station-2026-11-20/"
     return [
-        _article("https://www.reuters.com/world/europe/drones-hit-kharkiv-power-station-2026-11-20/",
+        _article(reuters,
                  "Russian drones hit Kharkiv power station, thousands without heat",
                  kharkiv_text, "2026-11-20T06:10:00", source="www.reuters.com",
                  conflicts=(UKRAINE,), events=("drone_strike", "infrastructure_attack"),
@@ -124,6 +125,7 @@ def fill_store(settings: Settings, articles: list[Article]) -> None:
         store.ensure()
         rejected = store.upsert(articles)
         assert not rejected, rejected
+        store.refresh()
     finally:
         store.close()
 
@@ -152,10 +154,12 @@ def wait_until_up(base_url: str, timeout: float = 20.0) -> None:
 
 @contextmanager
 def live_server(data_dir: Path, articles: list[Article] | None = None,
-                **web: object) -> Iterator[LiveServer]:
-    """Fill a store under ``data_dir`` and serve it with ``run_web`` until the block ends."""
+                search: dict[str, object] | None = None, **web: object) -> Iterator[LiveServer]:
+    """Fill a store (embedded under ``data_dir``, or as ``search`` settings say) and serve it
+    with ``run_web`` until the block ends."""
     port = free_port()
-    settings = load_settings(data_dir=data_dir, web={"host": "127.0.0.1", "port": port, **web})
+    settings = load_settings(data_dir=data_dir, web={"host": "127.0.0.1", "port": port, **web},
+                             search=search)
     fill_store(settings, corpus() if articles is None else articles)
     stop = threading.Event()
     codes: list[int] = []

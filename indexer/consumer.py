@@ -1,0 +1,263 @@
+"""The indexer service: Kafka ``articles`` topic -> search store, at least once, idempotently.
+
+Loop: poll -> batch (``batch_size`` records or ``linger`` seconds) -> decode -> ``store.upsert``
+-> dead-letter what could not be decoded or was refused -> flush the dead letters -> commit
+the offsets. Nothing is committed before the store (and the DLQ) has the batch, so a crash
+replays it and the replay overwrites by id.
+
+While the store is unreachable (:class:`indexer.store.StoreUnavailable`) the consumer pauses
+its partitions, keeps its group membership with empty polls, and retries with capped
+exponential backoff; nothing is skipped. A stop request (the ``stop`` event, set by the
+SIGTERM/SIGINT handlers of ``newswire index``) lets the current batch finish and commit,
+then returns within a few seconds; if the store is down at that moment the batch is left
+uncommitted and will be consumed again on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import Counter, Histogram, start_http_server
+from pydantic import ValidationError
+
+from indexer.store import Rejection, SearchStore, StoreUnavailable, open_store
+from newswire.records import Article, DeadLetter
+from newswire.settings import Settings
+from newswire.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+DOCS = Counter("newswire_indexer_documents_total", "Documents handled by the indexer",
+               ["outcome"])  # indexed | rejected | undecodable
+BULK_SECONDS = Histogram("newswire_indexer_bulk_seconds", "Time of one store.upsert batch",
+                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
+                     "Upsert attempts that found the store unreachable")
+
+PAYLOAD_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class IndexerOptions:
+    batch_size: int = 500
+    linger: float = 1.0  # seconds a partial batch waits for more records
+    poll_timeout: float = 0.2
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class Dead:
+    record: ConsumerRecord
+    reason: str
+    error: str | None = None
+
+
+def decode(records: Iterable[ConsumerRecord]) -> tuple[list[tuple[ConsumerRecord, Article]],
+                                                       list[Dead]]:
+    """Split records into articles and undecodable ones (pure)."""
+    good: list[tuple[ConsumerRecord, Article]] = []
+    dead: list[Dead] = []
+    for record in records:
+        if not record.value:
+            dead.append(Dead(record, "empty_value"))
+            continue
+        try:
+            good.append((record, Article.from_bytes(record.value)))
+        except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+            dead.append(Dead(record, "bad_record", str(exc)[:1000]))
+    return good, dead
+
+
+def latest_per_id(pairs: list[tuple[ConsumerRecord, Article]]) -> list[Article]:
+    """One article per id, the last one in the batch (a batch may hold a replay)."""
+    latest: dict[str, Article] = {}
+    for _record, article in pairs:
+        latest.pop(article.id, None)
+        latest[article.id] = article
+    return list(latest.values())
+
+
+def dead_letter_message(dead: Dead) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The DLQ value and headers of a dead record (pure)."""
+    record = dead.record
+    key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else record.key
+    letter = DeadLetter(
+        stage="index", reason=dead.reason, error=dead.error, topic=record.topic,
+        partition=record.partition, offset=record.offset, key=key,
+        payload=(record.value or b"")[:PAYLOAD_LIMIT].decode("utf-8", "replace"),
+    )
+    headers = [
+        ("original_topic", record.topic.encode()),
+        ("original_partition", str(record.partition).encode()),
+        ("original_offset", str(record.offset).encode()),
+        ("stage", b"index"),
+        ("reason", dead.reason.encode()),
+        ("exception", (dead.error or "")[:500].encode()),
+    ]
+    return letter.to_bytes(), headers
+
+
+def commit_offsets(records: Iterable[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The next offset to read per partition (pure)."""
+    top: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        top[tp] = max(top.get(tp, -1), r.offset)
+    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in top.items()}
+
+
+class Indexer:
+    def __init__(self, settings: Settings, store: SearchStore, stop: threading.Event,
+                 options: IndexerOptions) -> None:
+        self.settings = settings
+        self.store = store
+        self.stop = stop
+        self.options = options
+        self.topic = settings.topic("articles")
+        self.dlq_topic = settings.topic("dlq.index")
+        cfg = settings.kafka.client_config()
+        self.consumer = KafkaConsumer(
+            self.topic, group_id=f"{settings.kafka.topic_prefix}-indexer",
+            client_id="newswire-indexer", enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=options.batch_size, **cfg)
+        self.producer = KafkaProducer(client_id="newswire-indexer-dlq", acks="all",
+                                      linger_ms=20, **cfg)
+        self.indexed = 0
+
+    def close(self) -> None:
+        for closer in (self.consumer.close, self.producer.close):
+            try:
+                closer()
+            except KafkaError as exc:
+                log.warning("kafka client close failed error=%s", exc)
+
+    def run(self) -> None:
+        batch: list[ConsumerRecord] = []
+        deadline = 0.0
+        while not self.stop.is_set():
+            room = self.options.batch_size - len(batch)
+            polled = self.consumer.poll(timeout_ms=int(self.options.poll_timeout * 1000),
+                                        max_records=room)
+            for records in polled.values():
+                batch.extend(records)
+            if batch and not deadline:
+                deadline = time.monotonic() + self.options.linger
+            if batch and (len(batch) >= self.options.batch_size or time.monotonic() >= deadline):
+                if not self.flush(batch):
+                    return
+                batch, deadline = [], 0.0
+        if batch:  # stop requested: finish what we hold
+            self.flush(batch)
+
+    def flush(self, batch: list[ConsumerRecord]) -> bool:
+        """Write a batch, dead-letter the bad ones, commit. False: stopped with nothing done."""
+        pairs, dead = decode(batch)
+        articles = latest_per_id(pairs)
+        rejections = self._upsert(articles) if articles else []
+        if rejections is None:
+            return False
+        if rejections:
+            by_id: dict[str, ConsumerRecord] = {a.id: r for r, a in pairs}
+            for rej in rejections:
+                record = by_id.get(rej.id)
+                if record is not None:
+                    dead.append(Dead(record, "rejected", rej.reason))
+        for d in dead:
+            log.warning("dead letter stage=index topic=%s partition=%s offset=%s reason=%s "
+                        "error=%s", d.record.topic, d.record.partition, d.record.offset,
+                        d.reason, (d.error or "")[:200])
+            value, headers = dead_letter_message(d)
+            self.producer.send(self.dlq_topic, key=d.record.key, value=value, headers=headers)
+        if dead:
+            self.producer.flush(timeout=30)
+        DOCS.labels("indexed").inc(len(articles) - len(rejections))
+        DOCS.labels("rejected").inc(len(rejections))
+        DOCS.labels("undecodable").inc(len(dead) - len(rejections))
+        self.indexed += len(articles) - len(rejections)
+        try:
+            self.consumer.commit(commit_offsets(batch))
+        except CommitFailedError as exc:
+            # The group rebalanced away from us; the batch is re-read and re-upserted (idempotent).
+            log.warning("offset commit failed, batch will be replayed error=%s", exc)
+        log.info("batch indexed records=%d documents=%d dead=%d", len(batch),
+                 len(articles) - len(rejections), len(dead))
+        return True
+
+    def _upsert(self, articles: list[Article]) -> list[Rejection] | None:
+        delay = self.options.backoff_initial
+        paused = False
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    rejections = self.store.upsert(articles)
+                    BULK_SECONDS.observe(time.perf_counter() - started)
+                    return rejections
+                except StoreUnavailable as exc:
+                    STORE_DOWN.inc()
+                    log.warning("search store unavailable, retrying in %.1fs error=%s",
+                                delay, exc)
+                    if not paused:
+                        self.consumer.pause(*self.consumer.assignment())
+                        paused = True
+                    if self._idle(delay):
+                        log.info("stop requested while the store is down; batch not committed")
+                        return None
+                    delay = min(delay * 2, self.options.backoff_max)
+        finally:
+            if paused:
+                self.consumer.resume(*self.consumer.paused())
+
+    def _idle(self, seconds: float) -> bool:
+        """Wait, polling (paused) to stay in the group. True when a stop was requested."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.stop.wait(min(0.5, max(0.0, end - time.monotonic()))):
+                return True
+            self.consumer.poll(timeout_ms=0)  # partitions paused: returns nothing
+        return self.stop.is_set()
+
+
+def run_indexer(settings: Settings, stop: threading.Event | None = None, *,
+                store: SearchStore | None = None,
+                options: IndexerOptions | None = None) -> int:
+    """Run until ``stop`` is set; return a process exit code. Signal handlers are the
+    caller's business (``newswire index`` installs them)."""
+    stop = stop or threading.Event()
+    options = options or IndexerOptions()
+    ensure_topics(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    own_store = store is None
+    store = store or open_store(settings, writer=True)
+    delay = options.backoff_initial
+    while True:
+        try:
+            store.ensure()
+            break
+        except StoreUnavailable as exc:
+            log.warning("search store unavailable at start, retrying in %.1fs error=%s",
+                        delay, exc)
+            if stop.wait(delay):
+                return 0
+            delay = min(delay * 2, options.backoff_max)
+    indexer = Indexer(settings, store, stop, options)
+    log.info("indexer started topic=%s group=%s-indexer store=%s", indexer.topic,
+             settings.kafka.topic_prefix, type(store).__name__)
+    try:
+        indexer.run()
+    finally:
+        indexer.close()
+        if own_store:
+            store.close()
+        log.info("indexer stopped documents=%d", indexer.indexed)
+    return 0

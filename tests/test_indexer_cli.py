@@ -1,0 +1,87 @@
+"""``newswire index`` as a real process (SIGTERM) and ``newswire search`` output and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from indexer.cli import parse_date
+from indexer.embedded import EmbeddedStore
+from newswire.cli import main
+from newswire.records import Article, ConflictTag
+from newswire.settings import Settings, child_env
+from tests.test_indexer import art, lag, produce_articles, wait_for
+
+NEWSWIRE = str(Path(sys.executable).with_name("newswire"))
+
+
+@pytest.mark.integration
+def test_index_service_indexes_then_stops_on_sigterm(kafka_settings: Settings) -> None:
+    env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+    proc = subprocess.Popen([NEWSWIRE, "index"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        produce_articles(kafka_settings, [art(i) for i in range(12)])
+        wait_for(lambda: proc.poll() is None and lag(kafka_settings) == 0,
+                 "the indexer process to commit", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"indexer stopped documents=12" in err
+    assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 12
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    store = EmbeddedStore(tmp_path / "index", writer=True)
+    store.ensure()
+    store.upsert([
+        Article(id="a", url="https://a.example/1", title="Shelling hits Kharkiv", text="x y",
+                source="a.example", countries=("UA",), published=datetime(2026, 5, 2, tzinfo=UTC),
+                conflicts=(ConflictTag(id="ukraine-russia", name="Ukraine", score=1.0),)),
+        Article(id="b", url="https://b.example/2", title="Talks in Doha", text="ceasefire",
+                source="b.example", countries=("QA",), published=datetime(2026, 5, 3, tzinfo=UTC)),
+    ])
+    store.close()
+    return tmp_path
+
+
+def test_search_json_table_filters_and_errors(data_dir: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["search", "--json", "--data-dir", str(data_dir), "*"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.output)
+    assert body["total"] == 2 and {"total", "hits", "facets"} <= set(body)
+
+    out = runner.invoke(main, ["--data-dir", str(data_dir), "search", "--json", "*",
+                               "--conflict", "ukraine-russia", "--until", "2026-05-02"])
+    assert [h["id"] for h in json.loads(out.output)["hits"]] == ["a"]
+
+    out = runner.invoke(main, ["search", "--data-dir", str(data_dir), "kharkiv"])
+    assert out.exit_code == 0
+    assert "1 results" in out.output and "Shelling hits Kharkiv" in out.output
+    assert "https://a.example/1" in out.output
+
+    out = runner.invoke(main, ["search", "--data-dir", str(data_dir), "kharkiv OR"])
+    assert out.exit_code == 2 and "bad query" in out.output
+    out = runner.invoke(main, ["search", "--data-dir", str(data_dir), "*", "--since", "May"])
+    assert out.exit_code == 2 and "not a date" in out.output
+
+
+def test_parse_date() -> None:
+    assert parse_date("2026-05-02") == datetime(2026, 5, 2, tzinfo=UTC)
+    assert parse_date("2026-05-02", end=True) == datetime(2026, 5, 3, tzinfo=UTC)
+    assert parse_date("2026-05-02T10:00:00+02:00") == datetime(2026, 5, 2, 8, tzinfo=UTC)
+    assert parse_date("2026-05-02T10:00") == datetime(2026, 5, 2, 10, tzinfo=UTC)

@@ -12,6 +12,7 @@ import copy
 import importlib
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -456,3 +457,68 @@ def test_dockerignore_keeps_what_pip_install_needs() -> None:
     needed |= {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert not needed & ignored, needed & ignored
     assert {".git", ".venv", ".env"} <= ignored
+
+
+def build_context(dest: Path) -> Path:
+    """Copy the repo as `docker build` would send it: minus what .dockerignore excludes."""
+    import fnmatch
+    import shutil
+
+    rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+
+    def ignored(rel: str) -> bool:
+        verdict = False
+        for rule in rules:
+            negate = rule.startswith("!")
+            pattern = rule.lstrip("!").rstrip("/")
+            parts = rel.split("/")
+            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+            hit = any(fnmatch.fnmatchcase(p, pattern) or fnmatch.fnmatchcase(p, f"*/{pattern.removeprefix('**/')}")
+                      if pattern.startswith("**/") else fnmatch.fnmatchcase(p, pattern)
+                      for p in prefixes)
+            if hit:
+                verdict = not negate
+        return verdict
+
+    for path in sorted(ROOT.rglob("*")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.is_file() and not ignored(rel):
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return dest
+
+
+def test_the_image_build_context_installs_the_whole_package(tmp_path: Path) -> None:
+    """What the Dockerfile's `pip install /src` gets: the filtered build context must hold every
+    package, and setuptools' package discovery + package-data (as pyproject.toml configures
+    them) must carry every file of those packages (templates, taxonomy, static files...)."""
+    import fnmatch
+    import tomllib
+
+    from setuptools import find_namespace_packages, find_packages
+
+    context = build_context(tmp_path / "src")
+    assert not (context / "tests").exists() and not (context / ".venv").exists()
+    assert not (context / ".git").exists() and not (context / ".env").exists()
+    pyproject = tomllib.loads((context / "pyproject.toml").read_text())
+    assert (context / pyproject["project"]["readme"]).is_file()
+    tool = pyproject["tool"]["setuptools"]
+    find = tool["packages"]["find"]
+    # pyproject's packages.find defaults to namespaces = true: data folders count as packages
+    finder = find_namespace_packages if find.get("namespaces", True) else find_packages
+    packages = finder(str(context), include=find["include"])
+    assert {"newswire", "ingest", "processors", "indexer"} <= set(packages)
+    patterns = tool.get("package-data", {}).get("*", [])
+    missing = []
+    for package in packages:
+        folder = context / package.replace(".", "/")
+        for path in folder.iterdir():
+            if not path.is_file() or path.suffix in (".py", ".pyc"):
+                continue
+            if not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns):
+                missing.append(path.relative_to(context).as_posix())
+    assert not missing, f"files the image would lack (extend package-data): {sorted(missing)}"
+    scripts = pyproject["project"]["scripts"]
+    assert scripts["newswire"] == "newswire.cli:main"

@@ -156,6 +156,20 @@ def histogram_interval(interval: str, since: datetime | None,
     return "day"
 
 
+def taxonomy_labels(settings: Settings) -> dict[str, dict[str, str]]:
+    """Conflict names by id from the taxonomy in use; empty (ids shown as they are) if the
+    taxonomy cannot be loaded: labels are a nicety, never a reason to fail a page."""
+    try:
+        from processors.taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy(settings.taxonomy_file)
+        conflicts = {str(c["id"]): str(c["name"]) for c in taxonomy.conflicts}
+    except Exception as exc:  # ImportError, TaxonomyError, a broken operator file...
+        log.warning("web labels=unavailable error=%r", exc)
+        conflicts = {}
+    return {"conflicts": conflicts}
+
+
 def _add_store_error_handlers(app: FastAPI, metrics: _Metrics) -> None:
     """A store that is down answers 503 (retry later), never a 500 with a traceback."""
     from indexer.store import StoreError, StoreUnavailable
@@ -231,6 +245,7 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics
+    app.state.labels = None
     _add_store_error_handlers(app, metrics)
 
     @app.middleware("http")
@@ -326,6 +341,13 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
             return JSONResponse({"detail": f"query syntax error: {exc}"}, 400)
         return JSONResponse(_jsonable(result))
 
+    @app.get("/api/labels", tags=["search"],
+             summary="Display names of facet values (conflict ids -> names) from the taxonomy")
+    def labels() -> JSONResponse:
+        if app.state.labels is None:
+            app.state.labels = taxonomy_labels(settings)
+        return JSONResponse(app.state.labels, headers={"Cache-Control": "max-age=3600"})
+
     @app.get("/api/articles/{article_id}", tags=["search"], summary="One stored article")
     def get_article(
         article_id: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_-]+$")],
@@ -406,4 +428,4 @@ def run_web(settings: Settings, stop: threading.Event | None = None, *,
 
 
 __all__ = ["create_app", "histogram_interval", "parse_bound", "require_token",
-           "require_token_for_writes", "run_web"]
+           "require_token_for_writes", "run_web", "taxonomy_labels"]

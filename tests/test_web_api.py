@@ -27,6 +27,7 @@ from indexer.web import (
     require_token,
     require_token_for_writes,
     run_web,
+    taxonomy_labels,
 )
 from newswire.settings import load_settings
 from tests.browser_setup.live import (
@@ -99,7 +100,7 @@ def test_facet_filters_narrow_and_combine(client: httpx.Client) -> None:
     both = client.get("/api/search", params={"conflict": "sudan", "source": "www.aljazeera.com",
                                              "country": "sd"}).json()
     assert [h["source"] for h in both["hits"]] == ["www.aljazeera.com"]
-    either = client.get("/api/search", params=[("conflict", "sudan"), ("conflict", "israel-gaza"),
+    either = client.get("/api/search", params=[("conflict", "sudan"), ("conflict", "israel-hamas"),
                                                ("collapse", "false")]).json()
     assert either["total"] == 3
     french = client.get("/api/search", params={"language": "fr"}).json()
@@ -169,6 +170,18 @@ def test_article_by_id(client: httpx.Client) -> None:
     assert body["locations"][0]["name"] == "El Fasher"
     assert client.get("/api/articles/0000000000000000").status_code == 404
     assert client.get("/api/articles/a.b").status_code == 422
+
+
+def test_labels_name_the_conflicts_of_the_taxonomy(client: httpx.Client) -> None:
+    body = client.get("/api/labels").json()
+    assert body["conflicts"]["russia-ukraine"] == "Russia-Ukraine war"
+    assert body["conflicts"]["sudan"].startswith("Sudan civil war")
+
+
+def test_labels_degrade_to_empty_on_a_broken_taxonomy(tmp_path: Path) -> None:
+    broken = tmp_path / "taxonomy.yaml"
+    broken.write_text("conflicts: [this is: not, valid")
+    assert taxonomy_labels(load_settings(taxonomy_file=broken)) == {"conflicts": {}}
 
 
 def test_healthz_reports_the_store(client: httpx.Client) -> None:

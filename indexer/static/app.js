@@ -18,6 +18,7 @@ const $ = (id) => document.getElementById(id);
 const regionNames = safeDisplayNames("region");
 const languageNames = safeDisplayNames("language");
 let inflight = null;
+let labels = { conflicts: {} };  // display names from /api/labels (ids until it answers)
 
 function safeDisplayNames(type) {
   try { return new Intl.DisplayNames(["en"], { type }); } catch { return null; }
@@ -108,6 +109,9 @@ function facetLabel(param, value) {
       return languageNames.of(value.toLowerCase());
     }
   } catch { /* unknown code: show it as it is */ }
+  if (param === "conflict" && labels.conflicts && typeof labels.conflicts[value] === "string") {
+    return labels.conflicts[value];
+  }
   if (param === "conflict" || param === "event_type") {
     const words = value.replace(/[_-]+/g, " ").trim();
     return words.charAt(0).toUpperCase() + words.slice(1);
@@ -376,6 +380,13 @@ async function run(state) {
   }
 }
 
+async function loadLabels() {
+  try {
+    const response = await fetch("/api/labels");
+    if (response.ok) labels = await response.json();
+  } catch { /* ids stay as labels */ }
+}
+
 async function loadLand() {
   try {
     const response = await fetch("/static/world-land.json");
@@ -412,7 +423,8 @@ function init() {
   });
   window.addEventListener("popstate", () => run(readState()));
   loadLand();
-  run(state);
+  // Labels first (one small cached request) so the first render shows names, not ids.
+  loadLabels().finally(() => run(state));
 }
 
 init();

@@ -27,8 +27,8 @@ XSS_TEXT = ('Residents of Kharkiv said <b onmouseover="window.__xss=3">nothing</
             '<svg onload="window.__xss=4"></svg> again; Kharkiv stays dark.')
 
 UKRAINE = ConflictTag(id="russia-ukraine", name="Russia-Ukraine war", score=0.92)
-SUDAN = ConflictTag(id="sudan", name="Sudan civil war", score=0.88)
-GAZA = ConflictTag(id="israel-gaza", name="Israel-Gaza war", score=0.9)
+SUDAN = ConflictTag(id="sudan", name="Sudan civil war (SAF vs RSF)", score=0.88)
+GAZA = ConflictTag(id="israel-hamas", name="Israel-Hamas war (Gaza)", score=0.9)
 KHARKIV = Location(name="Kharkiv", country="UA", lat=49.99, lon=36.23)
 EL_FASHER = Location(name="El Fasher", country="SD", lat=13.63, lon=25.35)
 CAIRO = Location(name="Cairo", country="EG", lat=30.04, lon=31.24)
@@ -60,44 +60,47 @@ def corpus() -> list[Article]:
         _article(reuters,
                  "Russian drones hit Kharkiv power station, thousands without heat",
                  kharkiv_text, "2026-11-20T06:10:00", source="www.reuters.com",
-                 conflicts=(UKRAINE,), events=("drone_strike", "infrastructure_attack"),
+                 conflicts=(UKRAINE,),
+                 events=("air_drone_strike", "looting_property_destruction"),
                  countries=("UA", "RU"), locations=(KHARKIV,), story="story-kharkiv-power"),
         _article("https://apnews.com/article/ukraine-kharkiv-drone-power-plant-7d1e",
                  "Drone attack on Kharkiv power plant leaves homes dark",
                  kharkiv_text.replace("A wave of", "Dozens of"), "2026-11-20T07:45:00",
-                 source="apnews.com", conflicts=(UKRAINE,), events=("drone_strike",),
+                 source="apnews.com", conflicts=(UKRAINE,), events=("air_drone_strike",),
                  countries=("UA",), locations=(KHARKIV,), story="story-kharkiv-power"),
         _article("https://www.bbc.co.uk/news/articles/kharkiv-drones-power",
                  "Kharkiv: drones knock out power station",
                  kharkiv_text + " Repairs could take weeks.", "2026-11-20T09:00:00",
-                 source="www.bbc.co.uk", conflicts=(UKRAINE,), events=("drone_strike",),
+                 source="www.bbc.co.uk", conflicts=(UKRAINE,), events=("air_drone_strike",),
                  countries=("UA",), locations=(KHARKIV,), story="story-kharkiv-power"),
         _article("https://www.lemonde.fr/international/article/2026/11/21/kharkiv-frappes.html",
                  "Ukraine : nouvelles frappes de drones sur Kharkiv",
                  "De nouvelles frappes de drones russes ont visé Kharkiv dans la nuit, a indiqué "
                  "le gouverneur régional, sans faire de victimes selon un premier bilan.",
                  "2026-11-21T05:30:00", source="www.lemonde.fr", language="fr",
-                 conflicts=(UKRAINE,), events=("drone_strike",), countries=("UA",),
+                 conflicts=(UKRAINE,), events=("air_drone_strike",), countries=("UA",),
                  locations=(KHARKIV,), story="story-kharkiv-lemonde"),
         _article("https://www.aljazeera.com/news/2026/11/18/rsf-shelling-el-fasher",
                  "RSF shelling of El Fasher camp kills at least 12 civilians",
                  "Shelling by the paramilitary Rapid Support Forces hit a displacement camp on the "
                  "edge of El Fasher in North Darfur, killing at least 12 civilians, medics said.",
                  "2026-11-18T14:00:00", source="www.aljazeera.com", conflicts=(SUDAN,),
-                 events=("shelling",), countries=("SD",), locations=(EL_FASHER,),
+                 events=("shelling_artillery_missile_attack",), countries=("SD",),
+                 locations=(EL_FASHER,),
                  story="story-el-fasher"),
         _article("https://www.france24.com/en/africa/20261117-sudan-army-retakes-town",
                  "Sudanese army says it retook town south of El Obeid",
                  "The Sudanese army said on Monday it had retaken a town south of El Obeid from "
                  "the RSF after days of fighting, a claim that could not be independently checked.",
                  "2026-11-17T10:20:00", source="www.france24.com", conflicts=(SUDAN,),
-                 events=("armed_clash",), countries=("SD",), story="story-el-obeid"),
+                 events=("government_regains_territory",), countries=("SD",),
+                 story="story-el-obeid"),
         _article("https://www.theguardian.com/world/2026/nov/15/gaza-ceasefire-talks-cairo",
                  "Gaza ceasefire talks resume in Cairo",
                  "Negotiators returned to Cairo for a new round of ceasefire talks, mediators "
                  "said, as strikes continued across the Gaza Strip.",
                  "2026-11-15T18:30:00", source="www.theguardian.com", conflicts=(GAZA,),
-                 events=("ceasefire",), countries=("PS", "EG", "IL"), locations=(CAIRO,),
+                 events=("agreement",), countries=("PS", "EG", "IL"), locations=(CAIRO,),
                  story="story-cairo-talks"),
         _article("https://evil.example/kharkiv-xss", XSS_TITLE, XSS_TEXT,
                  "2026-11-19T12:00:00", source="evil.example", countries=("UA",),

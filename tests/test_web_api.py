@@ -380,6 +380,28 @@ def test_run_web_returns_0_when_stopped(tmp_path: Path) -> None:
     assert live.exit_codes == [0]
 
 
+def test_serves_before_the_indexer_wrote_anything(tmp_path: Path) -> None:
+    # `newswire up` starts the web server beside a fresh indexer: no index directory yet.
+    port = free_port()
+    settings = load_settings(data_dir=tmp_path / "fresh", web={"port": port})
+    stop = threading.Event()
+    thread = threading.Thread(target=run_web, args=(settings, stop), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base)
+        assert httpx.get(base + "/healthz").json() == {"status": "ok", "articles": 0}
+        body = httpx.get(base + "/api/search", params={"q": "kharkiv"}).json()
+        assert body["total"] == 0 and body["hits"] == []
+        assert httpx.get(base + "/").status_code == 200
+        # The indexer's first batch becomes visible to the running server.
+        fill_store(settings, corpus()[:2])
+        assert httpx.get(base + "/api/search", params={"q": "kharkiv"}).json()["total"] == 2
+    finally:
+        stop.set()
+        thread.join(15)
+
+
 def test_run_web_returns_1_when_the_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

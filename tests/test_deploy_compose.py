@@ -467,26 +467,33 @@ def build_context(dest: Path) -> Path:
     rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
 
+    def matches(path: str, pattern: str) -> bool:
+        if pattern.startswith("**/"):  # at any depth
+            tail = pattern.removeprefix("**/")
+            return fnmatch.fnmatchcase(path, tail) or fnmatch.fnmatchcase(path, f"*/{tail}")
+        return fnmatch.fnmatchcase(path, pattern)
+
     def ignored(rel: str) -> bool:
+        # Docker's rules: the last matching line wins; "!" re-includes.
         verdict = False
         for rule in rules:
             negate = rule.startswith("!")
-            pattern = rule.lstrip("!").rstrip("/")
-            parts = rel.split("/")
-            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-            hit = any(fnmatch.fnmatchcase(p, pattern) or fnmatch.fnmatchcase(p, f"*/{pattern.removeprefix('**/')}")
-                      if pattern.startswith("**/") else fnmatch.fnmatchcase(p, pattern)
-                      for p in prefixes)
-            if hit:
+            if matches(rel, rule.lstrip("!").rstrip("/")):
                 verdict = not negate
         return verdict
 
-    for path in sorted(ROOT.rglob("*")):
-        rel = path.relative_to(ROOT).as_posix()
-        if path.is_file() and not ignored(rel):
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+    import os
+
+    for folder, dirs, files in os.walk(ROOT):
+        base = Path(folder).relative_to(ROOT).as_posix()
+        prefix = "" if base == "." else f"{base}/"
+        # an ignored folder is skipped whole (nothing below it is re-included here)
+        dirs[:] = [d for d in dirs if not ignored(prefix + d)]
+        for name in files:
+            if not ignored(prefix + name):
+                target = dest / (prefix + name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(folder) / name, target)
     return dest
 
 

@@ -196,6 +196,14 @@ def test_one_shot_helpers_call_real_code() -> None:
         folder, _, filename = container_path.rpartition("/")
         assert folder in mounts, container_path
         assert (ROOT / mounts[folder] / filename).is_file(), container_path
+    script = (ROOT / mounts["/kibana"] / "import_saved_objects.py").read_text()
+    for key in importer["environment"]:
+        assert f'"{key}"' in script, f"kibana-import sets {key}, which the script never reads"
+    assert importer["environment"]["KIBANA_URL"].startswith("http://kibana:")
+    # es-users gets every variable the setup script insists on.
+    setup = (ROOT / "deploy" / "compose" / "elastic-setup.sh").read_text()
+    needed = set(re.findall(r"^\s*need (\w+)", setup, flags=re.M))
+    assert needed and needed <= set(services["es-users"]["environment"]), needed
 
 
 def test_images_are_pinned_and_match_the_python_client() -> None:

@@ -39,6 +39,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from pydantic import BaseModel, Field
+
 from newswire.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,69 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+class Copy(BaseModel):
+    """Another outlet's copy of a story, folded under the hit shown."""
+
+    id: str
+    url: str
+    title: str | None = None
+    source: str | None = None
+
+
+class Place(BaseModel):
+    name: str
+    country: str | None = None
+    lat: float
+    lon: float
+
+
+class Hit(BaseModel):
+    id: str
+    url: str
+    title: str | None = None
+    published: str | None = Field(None, description="ISO 8601 UTC")
+    source: str | None = None
+    language: str | None = None
+    conflicts: list[str] = []
+    event_types: list[str] = []
+    countries: list[str] = []
+    actors: list[str] = []
+    story_id: str | None = None
+    locations: list[Place] = []
+    image: str | None = None
+    score: float | None = None
+    snippet: str = Field("", description="HTML: escaped text, <mark> around matched words")
+    more_outlets: int | None = Field(None, description="other copies of the story (collapse)")
+    duplicates: list[Copy] | None = None
+
+
+class Bucket(BaseModel):
+    value: str
+    count: int
+
+
+class DateBucket(BaseModel):
+    date: str = Field(description="bucket start, ISO 8601 UTC")
+    count: int
+
+
+class SearchResponse(BaseModel):
+    """The JSON of ``GET /api/search`` (documentation of the store's ``SearchResult``)."""
+
+    total: int = Field(description="matching articles (copies counted, even when collapsed)")
+    hits: list[Hit]
+    facets: dict[str, list[Bucket]] = Field(
+        description="conflicts, event_types, countries, source, language")
+    histogram: list[DateBucket]
+    page: int
+    size: int
+    took_ms: float
+
+
+class Problem(BaseModel):
+    detail: str
+
 
 _bearer = HTTPBearer(auto_error=False, description="settings.web.token (NEWSWIRE_WEB__TOKEN)")
 
@@ -289,7 +354,10 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
         body = generate_latest(metrics.registry) + generate_latest(REGISTRY)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/search", tags=["search"], summary="Full-text search with facets and histogram")
+    @app.get("/api/search", tags=["search"], summary="Full-text search with facets and histogram",
+             responses={200: {"model": SearchResponse},
+                        400: {"model": Problem, "description": "bad query or parameters"},
+                        503: {"model": Problem, "description": "search store unavailable"}})
     def search(
         store: Annotated[Any, Depends(get_store)],
         q: Annotated[str, Query(max_length=2000, description="query string; empty = all")] = "",
@@ -348,7 +416,8 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
             app.state.labels = taxonomy_labels(settings)
         return JSONResponse(app.state.labels, headers={"Cache-Control": "max-age=3600"})
 
-    @app.get("/api/articles/{article_id}", tags=["search"], summary="One stored article")
+    @app.get("/api/articles/{article_id}", tags=["search"], summary="One stored article",
+             responses={404: {"model": Problem}, 503: {"model": Problem}})
     def get_article(
         article_id: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_-]+$")],
         store: Annotated[Any, Depends(get_store)],

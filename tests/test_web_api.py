@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from indexer.web import (
     CSP,
+    SearchResponse,
     create_app,
     histogram_interval,
     parse_bound,
@@ -64,6 +65,7 @@ def test_search_json_shape_and_highlight(client: httpx.Client) -> None:
     r = client.get("/api/search", params={"q": "power station", "collapse": "false"})
     assert r.status_code == 200, r.text
     body = r.json()
+    SearchResponse.model_validate(body)  # the documented OpenAPI shape is the real one
     assert set(body) >= {"total", "hits", "facets", "histogram"}
     assert body["total"] == 3
     hit = body["hits"][0]
@@ -84,6 +86,7 @@ def test_empty_query_matches_everything(client: httpx.Client) -> None:
 
 def test_story_copies_collapse_under_one_hit(client: httpx.Client) -> None:
     body = client.get("/api/search", params={"q": "kharkiv"}).json()
+    SearchResponse.model_validate(body)
     stories = [h["story_id"] for h in body["hits"]]
     assert stories.count("story-kharkiv-power") == 1
     head = next(h for h in body["hits"] if h["story_id"] == "story-kharkiv-power")
@@ -205,6 +208,11 @@ def test_openapi_lists_the_routes_and_parameters(client: httpx.Client) -> None:
     names = {p["name"] for p in doc["paths"]["/api/search"]["get"]["parameters"]}
     assert names >= {"q", "conflict", "event_type", "country", "source", "language", "since",
                      "until", "page", "size", "sort"}
+    ok = doc["paths"]["/api/search"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/SearchResponse")
+    hit_fields = set(doc["components"]["schemas"]["Hit"]["properties"])
+    assert hit_fields >= {"snippet", "more_outlets", "duplicates", "locations", "story_id"}
+    assert "400" in doc["paths"]["/api/search"]["get"]["responses"]
     # The Swagger/ReDoc pages would pull scripts from a CDN: they are off.
     assert client.get("/docs").status_code == 404
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexer.web import run_web
+from indexer.web import SearchResponse, run_web
 from newswire.broker import EmbeddedServer
 from newswire.settings import load_settings
 from tests.browser_setup.live import XSS_TITLE, LiveServer, corpus, free_port, live_server
@@ -32,6 +32,7 @@ def test_search_over_elasticsearch(es_server: LiveServer) -> None:
         health = client.get("/healthz").json()
         assert health == {"status": "ok", "articles": len(corpus())}
         body = client.get("/api/search", params={"q": "kharkiv"}).json()
+        SearchResponse.model_validate(body)
         head = next(h for h in body["hits"] if h["story_id"] == "story-kharkiv-power")
         assert head["more_outlets"] == 2
         assert "<mark>" in head["snippet"]

@@ -290,7 +290,8 @@ function outletLink(copy) {
 
 function renderHit(hit) {
   const item = el("li", { class: "hit", "data-id": hit.id });
-  const heading = el("h3");
+  // dir=auto: Arabic, Hebrew or Persian titles and snippets read right to left.
+  const heading = el("h3", { dir: "auto" });
   const title = hit.title || hit.url || "(untitled)";
   const href = safeHref(hit.url);
   heading.append(href ? el("a", { href, rel: "noopener noreferrer nofollow" }, title) : el("span", {}, title));
@@ -311,7 +312,7 @@ function renderHit(hit) {
   }
   item.append(meta);
 
-  const snippet = el("p", { class: "snippet" });
+  const snippet = el("p", { class: "snippet", dir: "auto" });
   appendHighlighted(snippet, hit.snippet);
   item.append(snippet);
 
@@ -350,6 +351,7 @@ function render(result, state) {
   $("prev-page").disabled = state.page <= 1;
   $("next-page").disabled = state.page >= pages || hits.length < PAGE_SIZE;
   document.title = state.q ? `${state.q} — newswire search` : "newswire search";
+  $("results").removeAttribute("aria-busy");
   document.body.dataset.state = "ready";
 }
 
@@ -360,6 +362,7 @@ async function run(state) {
   if (inflight) inflight.abort();
   inflight = new AbortController();
   document.body.dataset.state = "loading";
+  $("results").setAttribute("aria-busy", "true");
   $("error").hidden = true;
   try {
     const response = await fetch(`/api/search?${params}`, {
@@ -376,6 +379,7 @@ async function run(state) {
     $("error").textContent = err.message || String(err);
     $("error").hidden = false;
     $("status").textContent = "";
+    $("results").removeAttribute("aria-busy");
     document.body.dataset.state = "error";
   }
 }

@@ -92,7 +92,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 def example_env() -> dict[str, str]:
     """.env.example with every empty secret filled in, as an operator would."""
     env = read_env_file(ENV_EXAMPLE)
-    return {k: (v or f"test-{k.lower()}-0123456789abcdef0123456789") for k, v in env.items()}
+    return {k: (v or f"test-{k.lower()}-0123456789abcdef0123456789" if SECRET_NAME.search(k)
+                else v) for k, v in env.items()}
 
 
 def load_compose() -> dict[str, Any]:
@@ -115,7 +116,12 @@ def is_newswire_image(service: dict[str, Any]) -> bool:
 
 
 def settings_field(dotted_env: str) -> bool:
-    """Does NEWSWIRE_A__B name a real field of Settings (nested with __)?"""
+    """Does NEWSWIRE_A__B name a real field of Settings (nested with __), or NEWSWIRE_SMTP_X
+    one of the e-mail channel's own settings?"""
+    from processors.alerts.channels import SmtpSettings
+
+    if dotted_env.startswith("NEWSWIRE_SMTP_") and "__" not in dotted_env:
+        return dotted_env.removeprefix("NEWSWIRE_SMTP_").lower() in SmtpSettings.model_fields
     parts = dotted_env.removeprefix("NEWSWIRE_").lower().split("__")
     model: type[BaseModel] = Settings
     for i, part in enumerate(parts):
@@ -239,6 +245,7 @@ def test_every_newswire_setting_in_compose_is_a_real_setting() -> None:
                 assert settings_field(key), f"{name}: {key} is not a field of newswire Settings"
     # the check itself can fail
     assert not settings_field("NEWSWIRE_SEARCH__ELASTICSEARCH_ULR")
+    assert not settings_field("NEWSWIRE_SMTP_HOTS")
     assert not settings_field("NEWSWIRE_WEB__PORT__X")
 
 
@@ -285,6 +292,11 @@ def test_service_environment_builds_the_intended_settings(
         assert healthcheck_url(service) == f"http://127.0.0.1:{settings.web.port}/healthz"
         published = [p for p in service["ports"] if p.endswith(f":{settings.web.port}")]
         assert published and all(p.startswith("127.0.0.1:") for p in published)
+    if name == "processor":
+        from processors.alerts.channels import SmtpSettings
+
+        smtp = SmtpSettings()
+        assert smtp.port == 587 and smtp.starttls and not smtp.host  # off until configured
     if name == "poller":
         assert settings.feeds_file is not None
         targets = [c["target"] for c in service["configs"]]
@@ -302,8 +314,9 @@ def test_secrets_come_from_env_file_never_inline() -> None:
         for key, value in (service.get("environment") or {}).items():
             if SECRET_NAME.search(key) and not key.endswith("USERNAME"):
                 found += 1
-                # ${VAR:?message} or ${VAR}: no default, so an empty .env fails fast.
-                assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", str(value)), (name, key, value)
+                # ${VAR:?message} or ${VAR}: no default, so an empty .env fails fast;
+                # an optional secret may default to empty (${VAR:-}), never to a value.
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}", str(value)), (name, key, value)
     assert found >= 8
     # A compose run without the secrets refuses to start.
     env = {k: v for k, v in example_env().items() if not SECRET_NAME.search(k)}

@@ -143,6 +143,7 @@ _ARTICLE_TYPES = {
 @dataclass
 class PageFacts:
     bodies: list[str] = field(default_factory=list)  # articleBody of article objects
+    updates: list[str] = field(default_factory=list)  # live-blog updates (headline + body)
     types: set[str] = field(default_factory=set)
     free: bool | None = None  # schema.org isAccessibleForFree
     published: str | None = None
@@ -177,6 +178,11 @@ def _walk_ld(obj: Any, facts: PageFacts, depth: int = 0) -> None:
         body = obj.get("articleBody")
         if isinstance(body, str) and "liveblogposting" not in types and depth < 3:
             facts.bodies.append(body)
+        for update in _as_list(obj.get("liveBlogUpdate"))[:500]:
+            if isinstance(update, dict) and isinstance(update.get("articleBody"), str):
+                headline = update.get("headline")
+                headline = headline if isinstance(headline, str) else ""
+                facts.updates.append(f"{headline}\n{update['articleBody']}".strip())
         free = obj.get("isAccessibleForFree")
         if free is not None and facts.free is not False:
             facts.free = str(free).strip().lower() not in ("false", "0", "no")
@@ -312,6 +318,18 @@ def _second_opinion(text: str, bodies: list[str]) -> tuple[str, str | None]:
     return kept, "ld_trim"
 
 
+def _with_updates(text: str, updates: list[str]) -> str:
+    """A live blog whose updates (schema.org liveBlogUpdate) say far more than the extracted
+    text: keep the text (the intro) and add the updates it does not already contain."""
+    if not updates:
+        return text
+    known = set(text.split("\n"))
+    extra = [u for u in (_body_to_text(u) for u in updates) if u and u not in known]
+    if sum(len(u.split()) for u in extra) <= 2 * len(text.split()):
+        return text
+    return "\n".join([text, *extra]) if text else "\n".join(extra)
+
+
 # ---------------------------------------------------------------- dates, urls, tags
 
 def _parse_date(value: str | None) -> datetime | None:
@@ -414,13 +432,53 @@ def _strip_code(tree: Any) -> None:
         parent.remove(node)
 
 
-def _run_extractor(tree: Any, url: str) -> Any:
+_OPTIONS: dict[str, Any] = {
+    "include_comments": False,  # reader comments are not the story
+    "include_tables": False,  # news tables are mostly sidebars, score boxes, market data
+    "deduplicate": False,
+    "with_metadata": False,  # ours is cheaper: see _metadata
+}
+
+
+def _run_extractor(tree: Any, url: str, *, fast: bool = True) -> str:
     import trafilatura
 
-    return trafilatura.bare_extraction(
-        tree, url=url, fast=True, include_comments=False, include_tables=False,
-        with_metadata=True, deduplicate=False,
-    )
+    doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **_OPTIONS)
+    return (doc.text or "") if doc is not None else ""
+
+
+def _metadata(tree: Any, url: str, need_date: bool) -> Any:
+    """trafilatura's metadata steps minus the costly ones we get elsewhere (categories and
+    tags from links, licence) and minus the date guess when the page or feed has a date."""
+    from trafilatura import metadata as tm
+
+    meta = tm.examine_meta(tree)
+    if meta.author and " " not in meta.author:
+        meta.author = None  # a single token is a handle or a site, not a byline
+    try:
+        meta = tm.extract_meta_json(tree, meta)
+    except Exception:  # noqa: BLE001 - publishers' JSON-LD is often malformed
+        log.debug("json-ld metadata failed url=%s", url)
+    if not meta.title:
+        meta.title = tm.extract_title(tree)
+    if not meta.author:
+        meta.author = tm.extract_author(tree)
+    if not meta.url:
+        meta.url = tm.extract_url(tree, url)
+    if need_date:
+        from htmldate import find_date
+
+        meta.date = find_date(tree, **tm.set_date_params(False), url=meta.url or url)
+    if not meta.sitename:
+        meta.sitename = tm.extract_sitename(tree)
+    if meta.sitename:
+        meta.sitename = meta.sitename.lstrip("@")
+    meta.clean_and_trim()
+    return meta
+
+
+def _paragraph_words(tree: Any) -> int:
+    return len(" ".join(tree.xpath("//p//text()")).split())
 
 
 def clean(
@@ -486,13 +544,24 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     if tree is None:
         return _fallback(*fallback_args, "no_text", "not parseable as HTML", tuple(flags))
     facts = _page_facts(tree)
+    meta = _metadata(tree, url, need_date=not facts.published and feed_published is None)
     _strip_code(tree)
 
-    doc = _run_extractor(tree, url)
-    body = (doc.text or "") if doc is not None else ""
+    body = _run_extractor(tree, url)
     body, _note = _second_opinion(body, facts.bodies)
+    body = _with_updates(body, facts.updates)
+    body_words = len(body.split())
+    # Fast mode under-delivered against the page's own paragraphs: the full cascade
+    # (readability/jusText comparison) is worth its cost on this page only.
+    if body_words < 300:
+        page_words = _paragraph_words(tree)
+        if page_words > 300 and body_words < 0.4 * page_words:
+            log.debug("full cascade url=%s words=%d page_words=%d", url, body_words, page_words)
+            fuller = _run_extractor(tree, url, fast=False)
+            if len(fuller.split()) > body_words:
+                body = fuller
     words = len(_words(body))
-    title = (doc.title if doc is not None else None) or feed_title
+    title = meta.title or feed_title
 
     if facts.liveblog_markup:
         flags.append("liveblog_index")
@@ -523,21 +592,18 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     elif "paywall" in flags:
         partial = True
 
-    doc_url = doc.url if doc is not None else None
-    canonical = _absolute_http(facts.canonical, url) or _absolute_http(doc_url, url)
+    canonical = _absolute_http(facts.canonical, url) or _absolute_http(meta.url, url)
     return CleanArticle(
         url=url,
         canonical_url=canonical,
         title=(title or "").strip() or None,
         text=body,
-        author=(doc.author if doc is not None else None) or None,
-        published=_published(facts.published, doc.date if doc is not None else None,
-                             feed_published),
+        author=meta.author or None,
+        published=_published(facts.published, meta.date, feed_published),
         language=detect_language(f"{title or ''}\n{body}", facts.lang),
-        sitename=(doc.sitename if doc is not None else None) or None,
-        image=_absolute_http(doc.image if doc is not None else None, url),
-        tags=_section_tags(facts.sections, doc.categories if doc is not None else None,
-                           facts.keywords, doc.tags if doc is not None else None),
+        sitename=meta.sitename or None,
+        image=_absolute_http(meta.image, url),
+        tags=_section_tags(facts.sections, meta.categories, facts.keywords, meta.tags),
         partial=partial,
         flags=tuple(dict.fromkeys(flags)),
     )

@@ -21,7 +21,7 @@ from tests.browser_setup.live import (
     XSS_TITLE,
     LiveServer,
     corpus,
-    javascript_url_article,
+    hostile_link_articles,
     live_server,
 )
 
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("web-browser"),
-                     corpus() + [javascript_url_article()]) as live:
+                     corpus() + hostile_link_articles()) as live:
         yield live
 
 
@@ -124,7 +124,7 @@ def test_facets_show_counts_and_a_click_narrows_the_results(watched: Watched,
     page = watched.page
     page.goto(server.base_url + "/?collapse=false")
     ready(page)
-    assert page.locator(".hit").count() == len(corpus()) + 1
+    assert page.locator(".hit").count() == len(corpus()) + len(hostile_link_articles())
     conflict_labels = page.locator('fieldset[data-facet="conflicts"] label').all_inner_texts()
     counts = {re.sub(r"\s+", " ", t).strip() for t in conflict_labels}
     # Conflict ids are shown by their taxonomy names (/api/labels).
@@ -146,7 +146,7 @@ def test_facets_show_counts_and_a_click_narrows_the_results(watched: Watched,
     with page.expect_response(lambda r: "/api/search" in r.url):
         page.go_back()
     ready(page)
-    assert page.locator(".hit").count() == len(corpus()) + 1
+    assert page.locator(".hit").count() == len(corpus()) + len(hostile_link_articles())
     assert not facet_box(page, "conflict", "sudan").is_checked()
 
 
@@ -232,14 +232,15 @@ def test_histogram_bars_match_the_dates_and_a_click_filters(watched: Watched,
     ready(page)
     bars = page.locator("#histogram .bar").evaluate_all(
         "gs => gs.map(g => [g.dataset.date.slice(0, 10), +g.dataset.count])")
-    # The corpus: one article each on the 15th, 17th, 18th, 21st; two on the 19th; three on
-    # the 20th; gaps filled with zero bars.
+    # The corpus: one article each on the 15th, 17th, 18th, 21st; three on the 19th (the
+    # hostile ones) and on the 20th; gaps filled with zero bars.
     assert [tuple(b) for b in bars] == [
         ("2026-11-15", 1), ("2026-11-16", 0), ("2026-11-17", 1), ("2026-11-18", 1),
-        ("2026-11-19", 2), ("2026-11-20", 3), ("2026-11-21", 1)]
+        ("2026-11-19", 3), ("2026-11-20", 3), ("2026-11-21", 1)]
     heights = page.locator("#histogram .bar .value").evaluate_all(
         "rs => rs.map(r => +r.getAttribute('height'))")
-    assert heights[5] == max(heights) and heights[1] == 0
+    assert heights[4] == heights[5] == max(heights) and heights[1] == 0
+    assert heights[0] == pytest.approx(max(heights) / 3)
     with page.expect_response(lambda r: "since=2026-11-20" in r.url):
         page.locator('#histogram .bar[data-date^="2026-11-20"]').click()
     ready(page)
@@ -272,6 +273,8 @@ def test_hostile_article_text_stays_inert(watched: Watched, server: LiveServer) 
     assert set(hrefs) <= {"http:", "https:"}
     js_hit.locator("h3").click()
     assert page.evaluate("typeof window.__xss") == "undefined"
+    relative = page.locator(".hit", has_text="Kharkiv relative link")
+    assert relative.count() == 1 and relative.locator("a").count() == 0
 
 
 def test_query_syntax_error_is_shown(watched: Watched, server: LiveServer) -> None:

@@ -119,9 +119,12 @@ function facetLabel(param, value) {
   return value;
 }
 
+// Only absolute http(s) URLs become links: no javascript:/data: URLs, and no relative ones
+// (which would point into this site).
 function safeHref(url) {
+  if (typeof url !== "string") return null;
   try {
-    const parsed = new URL(url, window.location.href);
+    const parsed = new URL(url);
     return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
   } catch { return null; }
 }

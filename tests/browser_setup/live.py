@@ -108,12 +108,18 @@ def corpus() -> list[Article]:
     ]
 
 
-def javascript_url_article() -> Article:
-    """A hostile article whose URL is a javascript: URL (must never become a live link)."""
-    url = "javascript:window.__xss=5//kharkiv"
-    return Article(id="js-url-article", url=url, title="Kharkiv javascript link",
-                   text="Kharkiv link bait", source="evil.example",
-                   published=datetime(2026, 11, 19, 13, tzinfo=UTC), story_id="story-js")
+def hostile_link_articles() -> list[Article]:
+    """Articles whose URL must never become a live link: a javascript: URL and a relative
+    one (which would point into the search site itself)."""
+    day = datetime(2026, 11, 19, 13, tzinfo=UTC)
+    return [
+        Article(id="js-url-article", url="javascript:window.__xss=5//kharkiv",
+                title="Kharkiv javascript link", text="Kharkiv link bait", source="evil.example",
+                published=day, story_id="story-js"),
+        Article(id="relative-url-article", url="/api/articles/js-url-article",
+                title="Kharkiv relative link", text="Kharkiv relative bait",
+                source="evil.example", published=day, story_id="story-relative"),
+    ]
 
 
 def free_port() -> int:

@@ -76,6 +76,23 @@ class RetryPolicy:
     timeout: float = 10.0  # one HTTP request
 
 
+class _RedactUrls(logging.Filter):
+    """httpx logs every request URL at INFO; webhook paths often carry tokens: keep the host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                a.copy_with(path="/...", query=None) if isinstance(a, httpx.URL) else a
+                for a in record.args)
+        return True
+
+
+def _redact_http_logs() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
 class Transient(Exception):
     """Worth another try."""
 
@@ -132,6 +149,7 @@ class Deliverer:
         self.smtp = smtp or SmtpSettings()
         self.policy = policy or RetryPolicy()
         self._client = client
+        _redact_http_logs()
 
     @property
     def client(self) -> httpx.AsyncClient:

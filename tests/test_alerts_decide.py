@@ -1,0 +1,151 @@
+"""One alert per (rule, story): copies update it, replays change nothing, digests queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors.alerts.decide import after_delivery, on_flush, on_match
+from processors.alerts.models import Alert, ArticleRef, ChannelOutcome, MatchEvent, Outbox
+from processors.alerts.rules import Rule
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_rule(**kw: object) -> Rule:
+    return Rule(name="r", query="iran", created=T0 - timedelta(days=1), **kw)  # type: ignore[arg-type]
+
+
+def match(rule: Rule, article_id: str, story: str, source: str,
+          ingested: datetime = T0) -> MatchEvent:
+    return MatchEvent(rule_id=rule.id, story_id=story, article=ArticleRef(
+        id=article_id, url=f"https://{source}/{article_id}", title="t", source=source,
+        ingested=ingested))
+
+
+class World:
+    """Applies outcomes the way the agent does: tables as dicts, deliveries counted."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.alerts: dict[str, Alert] = {}
+        self.outbox: Outbox | None = None
+        self.sent: list[tuple[str, ...]] = []
+
+    def feed(self, m: MatchEvent, now: datetime) -> str:
+        out = on_match(self.rule, m, self.alerts.get(m.story_id), self.outbox, now)
+        self._apply(out)
+        return out.reason
+
+    def flush(self, now: datetime) -> str:
+        if self.outbox is None:
+            return "idle"
+        out = on_flush(self.rule, self.outbox, self.alerts, now)
+        self._apply(out)
+        return out.reason
+
+    def _apply(self, out) -> None:  # type: ignore[no-untyped-def]
+        for a in out.alerts:
+            self.alerts[a.story_id] = a
+        if out.outbox is not None:
+            self.outbox = out.outbox
+        if out.send is not None:
+            self.sent.append(tuple(a.story_id for a in out.send.alerts))
+            for a in after_delivery(out.send.alerts, (ChannelOutcome(channel="x", ok=True,
+                                                                     attempts=1),), T0):
+                self.alerts[a.story_id] = a
+
+
+def test_second_outlet_updates_the_alert_instead_of_firing_again() -> None:
+    w = World(make_rule())
+    assert w.feed(match(w.rule, "a1", "s1", "bbc.co.uk"), T0) == "new"
+    assert w.feed(match(w.rule, "a2", "s1", "reuters.com"), T0 + timedelta(minutes=5)) \
+        == "also_reported"
+    assert w.sent == [("s1",)]
+    alert = w.alerts["s1"]
+    assert alert.sources == ["bbc.co.uk", "reuters.com"]
+    assert alert.status == "sent" and alert.first.id == "a1"
+
+
+def test_replay_of_the_same_article_changes_nothing() -> None:
+    w = World(make_rule())
+    w.feed(match(w.rule, "a1", "s1", "bbc.co.uk"), T0)
+    before = w.alerts["s1"]
+    assert w.feed(match(w.rule, "a1", "s1", "bbc.co.uk"), T0 + timedelta(hours=1)) == "replay"
+    assert w.alerts["s1"] == before and len(w.sent) == 1
+
+
+def test_articles_ingested_before_the_rule_never_alert_but_old_publications_do() -> None:
+    rule = make_rule()
+    w = World(rule)
+    old = match(rule, "a0", "s0", "x.org", ingested=rule.created - timedelta(seconds=1))
+    assert w.feed(old, T0) == "before_rule" and w.sent == []
+    # published long ago, first seen now: fires (alerts follow ingest time)
+    m = match(rule, "a1", "s1", "x.org")
+    m = m.model_copy(update={"article": m.article.model_copy(  # type: ignore[union-attr]
+        update={"published": T0 - timedelta(days=3)})})
+    assert w.feed(m, T0) == "new"
+
+
+def test_throttle_queues_then_flush_sends_together() -> None:
+    w = World(make_rule(throttle=600))
+    assert w.feed(match(w.rule, "a1", "s1", "x"), T0) == "new"
+    assert w.feed(match(w.rule, "a2", "s2", "x"), T0 + timedelta(seconds=10)) == "queued"
+    assert w.feed(match(w.rule, "a3", "s3", "x"), T0 + timedelta(seconds=20)) == "queued"
+    assert w.flush(T0 + timedelta(seconds=300)) == "idle"  # not due yet
+    assert w.flush(T0 + timedelta(seconds=601)) == "flushed"
+    assert w.sent == [("s1",), ("s2", "s3")]
+    assert all(a.status == "sent" for a in w.alerts.values())
+    assert w.flush(T0 + timedelta(seconds=1200)) == "idle"
+
+
+def test_hourly_digest_waits_for_the_end_of_the_hour() -> None:
+    w = World(make_rule(digest="hourly"))
+    assert w.feed(match(w.rule, "a1", "s1", "x"), T0 + timedelta(minutes=5)) == "queued"
+    assert w.feed(match(w.rule, "a2", "s2", "x"), T0 + timedelta(minutes=50)) == "queued"
+    assert w.flush(T0 + timedelta(minutes=59)) == "idle"
+    assert w.flush(T0 + timedelta(minutes=60)) == "flushed"
+    assert w.sent == [("s1", "s2")]
+
+
+def test_flush_of_a_deleted_rule_drops_what_was_queued() -> None:
+    w = World(make_rule(digest="daily"))
+    w.feed(match(w.rule, "a1", "s1", "x"), T0)
+    assert w.outbox is not None
+    out = on_flush(None, w.outbox, w.alerts, T0 + timedelta(days=2))
+    assert out.send is None and out.outbox is not None and out.outbox.pending == ()
+    assert [a.status for a in out.alerts] == ["suppressed"]
+
+
+def test_partial_and_failed_deliveries_are_recorded() -> None:
+    w = World(make_rule())
+    w.feed(match(w.rule, "a1", "s1", "x"), T0)
+    ok = ChannelOutcome(channel="a", ok=True, attempts=1)
+    bad = ChannelOutcome(channel="b", ok=False, attempts=5, error="http_500")
+    alert = w.alerts["s1"]
+    assert after_delivery((alert,), (ok, bad), T0)[0].status == "partial"
+    assert after_delivery((alert,), (bad,), T0)[0].status == "failed"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["s1", "s2", "s3"]),
+                          st.sampled_from(["bbc", "ap", "dw"]),
+                          st.integers(0, 3)), max_size=30),
+       st.sampled_from([0.0, 60.0]))
+def test_each_story_is_sent_at_most_once_whatever_arrives(
+        events: list[tuple[str, str, int]], throttle: float) -> None:
+    w = World(make_rule(throttle=throttle))
+    now = T0
+    for story, source, copy in events:
+        now += timedelta(seconds=7)
+        w.feed(match(w.rule, f"{story}-{source}-{copy}", story, source), now)
+        w.flush(now)
+    w.flush(now + timedelta(hours=1))
+    sent = [s for batch in w.sent for s in batch]
+    assert sorted(sent) == sorted({s for s, _, _ in events})  # every story exactly once
+    for story, alert in w.alerts.items():
+        ids = [alert.first.id, *(r.id for r in alert.also_reported_by)]
+        assert len(ids) == len(set(ids))  # a replayed copy is never added twice
+        assert ids[0].startswith(story)

@@ -1,0 +1,142 @@
+"""The alert agents in a real Faust worker on noida: one signed POST per (rule, story)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from newswire.records import Article, ConflictTag, DeadLetter
+from newswire.settings import Settings, child_env
+from newswire.topics import ensure_topics
+from processors.alerts.models import Alert
+from processors.alerts.rules import Rule, RuleFilters, WebhookChannel
+from processors.alerts.store import RuleStore, _read_topic
+from tests.test_alerts_channels import Receiver
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "acceptance-secret-42"
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.thread.start()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+
+
+@pytest.fixture
+def worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[Path]:
+    ensure_topics(kafka_settings)
+    log = tmp_path / "worker.log"
+    env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def send_articles(settings: Settings, *articles: Article) -> None:
+    producer = KafkaProducer(**settings.kafka.client_config(), acks="all")
+    try:
+        for a in articles:  # one partition: the worker sees them in this order
+            producer.send(settings.topic("articles"), key=a.id.encode(), value=a.to_bytes(),
+                          partition=0)
+        producer.flush(10)
+    finally:
+        producer.close()
+
+
+def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
+        kafka_settings: Settings, receiver: Receiver, worker: Path, seed_story: str) -> None:
+    receiver.status["/down"] = 500
+    with RuleStore(kafka_settings) as store:
+        iran = store.save(Rule(
+            name="iran proxies", query="Iran AND (militia OR IRGC)",
+            filters=RuleFilters(conflicts=("us-iran-proxy",)),
+            channels=(WebhookChannel(url=receiver.url + "/hook", secret=SECRET),
+                      WebhookChannel(url=receiver.url + "/down", secret=SECRET))))
+        sentinel = store.save(Rule(name="sentinel", query="zanzibar",
+                                   channels=(WebhookChannel(url=receiver.url + "/sentinel"),)))
+    for rule in (iran, sentinel):
+        wait_for(lambda r=rule: f"alert rule updated rule={r.id}" in worker.read_text(),
+                 f"the worker to load rule {rule.id}")
+
+    tag = (ConflictTag(id="us-iran-proxy", name="US-Iran proxy conflict", score=0.9),)
+    first = Article(id="art-bbc", url="https://bbc.co.uk/news/1", title="US strikes militias",
+                    text=seed_story, source="bbc.co.uk", story_id="story-1", conflicts=tag)
+    second = first.model_copy(update={"id": "art-ap", "url": "https://apnews.com/1",
+                                      "source": "apnews.com"})
+    other = Article(id="art-other", url="https://bbc.co.uk/news/2", title="Sudan talks",
+                    text="Talks on Darfur resumed in Jeddah.", source="bbc.co.uk",
+                    story_id="story-2", conflicts=tag)
+    last = Article(id="art-last", url="https://dw.com/3", title="Zanzibar", text="Zanzibar",
+                   source="dw.com", story_id="story-3")
+    send_articles(kafka_settings, first, second, first, other, last)
+
+    wait_for(lambda: receiver.hits("/sentinel"), "the sentinel alert")  # all before it done
+    hits = receiver.hits("/hook")
+    assert len(hits) == 1  # one alert for the story, none for the copy, the replay, the other
+    headers, body = hits[0]
+    assert headers["X-Newswire-Signature"] == "sha256=" + hmac.new(
+        SECRET.encode(), body, hashlib.sha256).hexdigest()
+    payload = json.loads(body)
+    assert payload["rule"]["id"] == iran.id
+    assert payload["story"]["story_id"] == "story-1" and payload["story"]["source"] == "bbc.co.uk"
+    assert len(receiver.hits("/down")) == 3  # retried (fast policy: 3 attempts), then given up
+
+    def state() -> Alert | None:
+        with RuleStore(kafka_settings) as store:
+            alerts = store.alerts(iran.id)
+        return alerts[0] if alerts and alerts[0].also_reported_by else None
+
+    alert = wait_for(state, "the alert state with the second outlet")
+    assert isinstance(alert, Alert)
+    assert alert.sources == ["bbc.co.uk", "apnews.com"] and alert.status == "partial"
+
+    def dead() -> list[DeadLetter]:
+        return [DeadLetter.from_bytes(v) for _, v in
+                _read_topic(kafka_settings, kafka_settings.topic("dlq.alert")) if v]
+
+    letters = wait_for(dead, "the dead letter of the failing channel")
+    assert isinstance(letters, list)
+    [letter] = letters
+    assert letter.stage == "alert" and letter.reason == "delivery_failed:webhook"
+    assert letter.error == "http_500"
+    assert json.loads(letter.payload or "{}")["channel_index"] == 1
+    assert SECRET not in (letter.payload or "") and SECRET not in worker.read_text()

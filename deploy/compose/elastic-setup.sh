@@ -5,8 +5,10 @@
 # Every wait is bounded: a stack that cannot come up fails this job instead of hanging.
 set -euo pipefail
 
-CERTS=/usr/share/elasticsearch/config/certs
+CERTS=${CERTS:-/usr/share/elasticsearch/config/certs}
 ES_URL=${ES_URL:-https://elasticsearch:9200}
+ES_WAIT_ATTEMPTS=${ES_WAIT_ATTEMPTS:-60}
+ES_WAIT_INTERVAL=${ES_WAIT_INTERVAL:-5}
 INDEX_PREFIX=${NEWSWIRE_INDEX_PREFIX:-newswire}
 NEWSWIRE_ES_USERNAME=${NEWSWIRE_ES_USERNAME:-newswire}
 
@@ -15,6 +17,13 @@ need() {
     echo "elastic-setup: $1 is empty; set it in .env (see .env.example)" >&2
     exit 1
   fi
+  # json_escape handles quotes and backslashes; control characters are refused outright.
+  case "${!1}" in
+    *[[:cntrl:]]*)
+      echo "elastic-setup: $1 contains a control character" >&2
+      exit 1
+      ;;
+  esac
 }
 
 # JSON string body of a password: escape backslashes and double quotes.
@@ -60,15 +69,15 @@ make_users() {
   need KIBANA_PASSWORD
   need NEWSWIRE_ES_PASSWORD
   echo "elastic-setup: waiting for Elasticsearch at $ES_URL"
-  for attempt in $(seq 1 60); do
+  for attempt in $(seq 1 "$ES_WAIT_ATTEMPTS"); do
     if es "$ES_URL/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null 2>&1; then
       break
     fi
-    if [ "$attempt" -eq 60 ]; then
+    if [ "$attempt" -eq "$ES_WAIT_ATTEMPTS" ]; then
       echo "elastic-setup: Elasticsearch did not answer in time" >&2
       exit 1
     fi
-    sleep 5
+    sleep "$ES_WAIT_INTERVAL"
   done
 
   echo "elastic-setup: setting the kibana_system password"

@@ -460,7 +460,7 @@ def _metadata(tree: Any, url: str, need_date: bool) -> Any:
     except Exception:  # noqa: BLE001 - publishers' JSON-LD is often malformed
         log.debug("json-ld metadata failed url=%s", url)
     if not meta.title:
-        meta.title = tm.extract_title(tree)
+        meta.title = _title_without_meta(tree, tm.extract_title(tree))
     if not meta.author:
         meta.author = tm.extract_author(tree)
     if not meta.url:
@@ -474,7 +474,55 @@ def _metadata(tree: Any, url: str, need_date: bool) -> Any:
     if meta.sitename:
         meta.sitename = meta.sitename.lstrip("@")
     meta.clean_and_trim()
+    if meta.title and meta.sitename:
+        meta.title = _strip_site(meta.title, meta.sitename)
+    meta.author = _plausible_author(meta.author)
     return meta
+
+
+_TITLE_SEPARATORS = re.compile(r"\s+(?:\||-|–|—|·|::|_|»|/)\s+")
+_NOT_AUTHOR = re.compile(r"\b(updated|username|published|posted|last|share|\d{4})\b", re.I)
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\W+", " ", text.casefold()).strip()
+
+
+def _title_without_meta(tree: Any, heading: str | None) -> str | None:
+    """No og:title or JSON-LD headline: trafilatura takes a heading, which on many pages is a
+    promo box or section name. Trust the heading only when <title> agrees with it."""
+    node = tree.find(".//head/title")
+    html_title = re.sub(r"\s+", " ", node.text_content()).strip() if node is not None else ""
+    if not html_title or (heading and _fold(heading) in _fold(html_title)):
+        return heading or html_title or None
+    parts = _TITLE_SEPARATORS.split(html_title)
+    if len(parts) > 1:
+        # "Story headline - Section | Site": the longest part is the headline.
+        best = max(parts, key=len)
+        if len(best.split()) >= 3:
+            return best
+    return html_title
+
+
+def _strip_site(title: str, sitename: str) -> str:
+    """"Headline | Site" -> "Headline" when Site is the page's own site name."""
+    parts = _TITLE_SEPARATORS.split(title)
+    if len(parts) < 2:
+        return title
+    site = _fold(sitename)
+    if _fold(parts[-1]) == site or (site and _fold(parts[-1]) in site):
+        kept = title[: title.rfind(parts[-1])].rstrip()
+        kept = _TITLE_SEPARATORS.sub(" - ", kept)
+        kept = re.sub(r"\s+(?:\||-|–|—|·|::|_|»|/)$", "", kept).strip()
+        return kept if len(kept.split()) >= 2 else title
+    return title
+
+
+def _plausible_author(author: str | None) -> str | None:
+    """Drop bylines that are dates, UI labels or handles picked up by the heuristics."""
+    if not author or _NOT_AUTHOR.search(author) or len(author) > 120:
+        return None
+    return author
 
 
 def _paragraph_words(tree: Any) -> int:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import copy
+import fnmatch
 import importlib
+import os
 import re
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +109,8 @@ def resolved_compose() -> dict[str, Any]:
 def compose_validator() -> jsonschema.Validator:
     schema = get_builtin_schema("vendor.compose-spec")
     assert "draft-07" in schema["$schema"]
-    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    validator = jsonschema.Draft7Validator
+    return validator(schema, format_checker=validator.FORMAT_CHECKER)
 
 
 def is_newswire_image(service: dict[str, Any]) -> bool:
@@ -256,7 +259,7 @@ def test_service_environment_builds_the_intended_settings(
     services = resolved_compose()["services"]
     service = services[name]
     env = service["environment"]
-    for key in [k for k in __import__("os").environ if k.startswith("NEWSWIRE_")]:
+    for key in [k for k in os.environ if k.startswith("NEWSWIRE_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
@@ -316,7 +319,8 @@ def test_secrets_come_from_env_file_never_inline() -> None:
                 found += 1
                 # ${VAR:?message} or ${VAR}: no default, so an empty .env fails fast;
                 # an optional secret may default to empty (${VAR:-}), never to a value.
-                assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}", str(value)), (name, key, value)
+                reference = re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}", str(value))
+                assert reference, (name, key, value)
     assert found >= 8
     # A compose run without the secrets refuses to start.
     env = {k: v for k, v in example_env().items() if not SECRET_NAME.search(k)}
@@ -432,7 +436,8 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])
     assert not any(k.startswith("KAFKA_ZOOKEEPER") for k in env)
     log_dir = env["KAFKA_LOG_DIRS"]
-    assert any(v.endswith(f":{log_dir}") for v in services["kafka"]["volumes"]), "broker data on a volume"
+    volumes = services["kafka"]["volumes"]
+    assert any(v.endswith(f":{log_dir}") for v in volumes), "broker data on a volume"
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -475,16 +480,14 @@ def test_dockerignore_keeps_what_pip_install_needs() -> None:
     }
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = {"pyproject.toml", pyproject["project"]["readme"]}
-    needed |= {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    needed |= {p.rstrip("*") for p in includes}
     assert not needed & ignored, needed & ignored
     assert {".git", ".venv", ".env"} <= ignored
 
 
 def build_context(dest: Path) -> Path:
     """Copy the repo as `docker build` would send it: minus what .dockerignore excludes."""
-    import fnmatch
-    import shutil
-
     rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
 
@@ -503,8 +506,6 @@ def build_context(dest: Path) -> Path:
                 verdict = not negate
         return verdict
 
-    import os
-
     for folder, dirs, files in os.walk(ROOT):
         base = Path(folder).relative_to(ROOT).as_posix()
         prefix = "" if base == "." else f"{base}/"
@@ -522,7 +523,6 @@ def test_the_image_build_context_installs_the_whole_package(tmp_path: Path) -> N
     """What the Dockerfile's `pip install /src` gets: the filtered build context must hold every
     package, and setuptools' package discovery + package-data (as pyproject.toml configures
     them) must carry every file of those packages (templates, taxonomy, static files...)."""
-    import fnmatch
     import tomllib
 
     from setuptools import find_namespace_packages, find_packages

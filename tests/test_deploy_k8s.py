@@ -6,9 +6,9 @@ compose file, the real CLI and the real settings class.
 from __future__ import annotations
 
 import ast
-import re
 import copy
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas() -> None:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
-            pytest.fail(f"{filename}: {doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+            name = f"{doc['kind']}/{doc['metadata']['name']}"
+            pytest.fail(f"{filename}: {name}: {path}: {exc.message}")
 
 
 def test_schema_check_rejects_a_broken_manifest() -> None:
@@ -263,6 +264,6 @@ def test_deploy_readme_documents_every_topic_and_file() -> None:
 
     readme = (ROOT / "deploy" / "README.md").read_text()
     for spec in TOPICS:
-        assert f"`{spec.name}`" in readme, f"deploy/README.md: topic {spec.name} missing from the plan"
+        assert f"`{spec.name}`" in readme, f"deploy/README.md: topic {spec.name} not in the plan"
     for path in re.findall(r"`((?:k8s|kibana|compose)/[\w./-]+)`", readme):
         assert (ROOT / "deploy" / path).exists(), path

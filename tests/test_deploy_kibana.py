@@ -279,7 +279,8 @@ def make_handler(state: FakeKibanaState) -> type[BaseHTTPRequestHandler]:
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
                 f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body
             )
-            files = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "file"]
+            files = [p for p in message.iter_parts()
+                     if p.get_param("name", header="content-disposition") == "file"]
             content = files[0].get_payload(decode=True) if files else b""
             lines = [json.loads(x) for x in content.decode().splitlines() if x.strip()]
             with state.lock:

@@ -191,7 +191,8 @@ def visualizations() -> list[dict[str, Any]]:
             "newswire-vis-event-types-by-conflict", "newswire: event types by conflict",
             "table", {"perPage": 20, "showPartialRows": False, "showMetricsAtAllLevels": False,
                       "showTotal": True, "totalFunc": "sum", "percentageCol": ""},
-            [COUNT, _terms("2", "conflicts", "bucket", 15), _terms("3", "event_types", "bucket", 8)],
+            [COUNT, _terms("2", "conflicts", "bucket", 15),
+             _terms("3", "event_types", "bucket", 8)],
         ),
         visualization(
             "newswire-vis-countries", "newswire: countries in conflict stories",
@@ -294,7 +295,8 @@ def saved_objects() -> list[dict[str, Any]]:
 
 
 def render() -> str:
-    return "".join(json.dumps(o, ensure_ascii=False, sort_keys=True) + "\n" for o in saved_objects())
+    lines = (json.dumps(o, ensure_ascii=False, sort_keys=True) for o in saved_objects())
+    return "".join(line + "\n" for line in lines)
 
 
 def main(argv: list[str]) -> int:

@@ -62,6 +62,11 @@ class EmbeddedServer:
         return f"http://{self.host}:{self.elasticsearch_port}" if self.elasticsearch_port else None
 
     @property
+    def exited(self) -> bool:
+        """True when the server was started and its process has died since."""
+        return self.proc is not None and self.proc.poll() is not None
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir / "noida.log"
 

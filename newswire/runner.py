@@ -47,8 +47,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, broker: EmbeddedServer | None = None) -> None:
         self.settings = settings
+        self.broker = broker
         self.stop = threading.Event()
         self.children = [Child(name, args) for name, args in SERVICES]
         self.env = {**os.environ, **child_env(settings)}
@@ -66,9 +67,24 @@ class Supervisor:
         log.info("service started name=%s pid=%s", child.name, child.proc.pid)
 
     def run(self) -> int:
+        try:
+            self._supervise()
+        finally:
+            code = self.shutdown()  # whatever happened above, no child outlives us
+        return code
+
+    def _supervise(self) -> None:
         for child in self.children:
             self.spawn(child)
         while not self.stop.wait(0.5):
+            if self.broker is not None and self.broker.exited:
+                # Same ports and data dir: the services' clients reconnect by themselves.
+                log.error("embedded broker exited code=%s; restarting",
+                          self.broker.proc.returncode if self.broker.proc else None)
+                try:
+                    self.broker.start()
+                except (RuntimeError, TimeoutError, OSError):
+                    log.exception("embedded broker restart failed; trying again")
             now = time.monotonic()
             for child in self.children:
                 proc = child.proc
@@ -85,7 +101,6 @@ class Supervisor:
                     child.next_start = now + delay
                 if now >= child.next_start:
                     self.spawn(child)
-        return self.shutdown()
 
     def shutdown(self) -> int:
         deadline = time.monotonic() + SERVICE_GRACE
@@ -118,7 +133,7 @@ def run_up(settings: Settings) -> int:
         settings = settings.model_copy(update={
             "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})
         })
-    supervisor = Supervisor(settings)
+    supervisor = Supervisor(settings, broker)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping on signal=%s", signal.Signals(signum).name)

@@ -1,0 +1,195 @@
+"""Quality of the conflict tagger on the dev data and on our hand-written eval set.
+
+    .venv/bin/python bench/conflict_eval.py [--split dev|test|train] [--show-errors]
+
+What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
+- BBC_News: label 1 = politics, 0 = sport/business/tech/entertainment. Politics is not armed
+  conflict, so the honest figure is the false-positive rate of `conflict_related` on the
+  non-politics stories (and, for information only, the rate on politics).
+- IndiaPoliceEvents_docs: five police-action labels (columns: kill, arrest, fail to act, force,
+  any action: see the printed per-column counts). Any positive = a police/violence event story,
+  so we report P/R/F1 of `conflict_related` against "any label", and `arrests` recall on the
+  arrest column.
+- insightCrime: seven organised-crime topic labels, no "not crime" class: we report the share
+  tagged conflict-related and how often a Latin American conflict (colombia, mexico-cartels,
+  haiti, ecuador-gangs) is named first when the story names such a country.
+- MUC-4: Latin American terrorism reports; a document with any filled role slot (perpetrator,
+  target, weapon) describes a violent incident: P/R/F1 of `conflict_related` against that.
+- tests/test_tag_eval.yaml (ours): conflict-relevance F1, conflict-ranked-first accuracy and
+  ACLED sub-type weighted F1 (first event type against the gold one), overall and per language.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEV = ROOT.parent / "shared" / "data" / "conflict-dev"
+EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"
+
+from processors.tag import Tagger  # noqa: E402
+
+csv.field_size_limit(1 << 30)
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def rows(name: str, split: str) -> list[list[str]]:
+    with open(DEV / name / f"{split}.tsv", encoding="utf-8", errors="replace") as fh:
+        return [r for r in csv.reader(fh, delimiter="\t") if r]
+
+
+def weighted_f1(gold: list[str], pred: list[str]) -> float:
+    labels = Counter(gold)
+    total = sum(labels.values())
+    score = 0.0
+    for label, support in labels.items():
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p == label)
+        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != label and p == label)
+        fn = support - tp
+        score += prf(tp, fp, fn)[2] * support / total
+    return score
+
+
+def eval_own(tagger: Tagger, show: bool) -> dict[str, float]:
+    items = yaml.safe_load(EVAL_SET.read_text(encoding="utf-8"))["items"]
+    by_lang: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    tp = fp = fn = 0
+    first_ok = first_n = 0
+    gold_ev: list[str] = []
+    pred_ev: list[str] = []
+    for it in items:
+        tags = tagger.tag(it["text"], "")
+        gold_rel = it["conflict"] is not None
+        rel = tags.conflict_related
+        tp += rel and gold_rel
+        fp += rel and not gold_rel
+        fn += gold_rel and not rel
+        first = tags.conflicts[0].id if tags.conflicts else None
+        ok_first = first == it["conflict"]
+        if gold_rel:
+            first_n += 1
+            first_ok += ok_first
+        if it.get("event"):
+            gold_ev.append(it["event"])
+            pred_ev.append(tags.event_types[0].id if tags.event_types else "none")
+            ok_event = pred_ev[-1] == gold_ev[-1]
+        else:
+            ok_event = True
+        by_lang[it["lang"]].append((ok_first, ok_event))
+        if show and (not ok_first or not ok_event or rel != gold_rel):
+            print(f"  MISS [{it['lang']}] {it['text'][:90]!r}\n       gold={it['conflict']}/{it.get('event')}"
+                  f" got={first}/{pred_ev[-1] if it.get('event') else '-'} related={rel}"
+                  f" score={tags.conflict_score} all={[c.id for c in tags.conflicts]}"
+                  f" ev={[e.id for e in tags.event_types]}")
+    p, r, f = prf(tp, fp, fn)
+    out = {"relevance_p": p, "relevance_r": r, "relevance_f1": f,
+           "conflict_first_acc": first_ok / first_n if first_n else 0.0,
+           "event_weighted_f1": weighted_f1(gold_ev, pred_ev), "n": len(items)}
+    print(f"own eval set ({len(items)} items, {first_n} conflict items, {len(gold_ev)} with event)")
+    print(f"  conflict relevance  P={p:.3f} R={r:.3f} F1={f:.3f}")
+    print(f"  conflict ranked first accuracy = {out['conflict_first_acc']:.3f}")
+    print(f"  ACLED sub-type weighted F1 (first event type) = {out['event_weighted_f1']:.3f}")
+    for lang, res in sorted(by_lang.items()):
+        print(f"    {lang}: n={len(res)} conflict-first ok={sum(a for a, _ in res)} "
+              f"event ok={sum(b for _, b in res)}")
+    return out
+
+
+def eval_bbc(tagger: Tagger, split: str, show: bool) -> None:
+    data = rows("BBC_News", split)
+    pos = [t for t, y in data if y == "0"]
+    pol = [t for t, y in data if y == "1"]
+    fp = [t for t in pos if tagger.tag(None, t).conflict_related]
+    pol_rel = sum(tagger.tag(None, t).conflict_related for t in pol)
+    print(f"BBC_News/{split}: non-politics n={len(pos)} tagged conflict-related = {len(fp)}"
+          f" (false-positive rate {len(fp) / max(1, len(pos)):.3f}); politics n={len(pol)}"
+          f" tagged related = {pol_rel} ({pol_rel / max(1, len(pol)):.3f}, not an error measure)")
+    if show:
+        for t in fp[:10]:
+            print("  FP:", t[:140])
+
+
+def eval_india(tagger: Tagger, split: str, show: bool) -> None:
+    data = rows("IndiaPoliceEvents_docs", split)
+    cols = Counter()
+    tp = fp = fn = 0
+    arrest_tp = arrest_n = 0
+    for r in data:
+        text, labels = r[0], [x == "1" for x in r[1:6]]
+        for i, v in enumerate(labels):
+            cols[i] += v
+        gold = any(labels)
+        tags = tagger.tag(None, text)
+        tp += tags.conflict_related and gold
+        fp += tags.conflict_related and not gold
+        fn += gold and not tags.conflict_related
+        if labels[1]:
+            arrest_n += 1
+            arrest_tp += any(e.id == "arrests" for e in tags.event_types)
+    p, r_, f = prf(tp, fp, fn)
+    print(f"IndiaPoliceEvents_docs/{split}: n={len(data)} positives per column={dict(cols)}")
+    print(f"  conflict_related vs any police-event label: P={p:.3f} R={r_:.3f} F1={f:.3f}")
+    print(f"  `arrests` event type recall on arrest-labelled docs: {arrest_tp}/{arrest_n}")
+
+
+LATAM = {"CO": "colombia", "MX": "mexico-cartels", "HT": "haiti", "EC": "ecuador-gangs"}
+
+
+def eval_insight(tagger: Tagger, split: str, show: bool) -> None:
+    data = rows("insightCrime", split)
+    related = 0
+    named = named_ok = 0
+    for r in data:
+        tags = tagger.tag(None, r[0])
+        related += tags.conflict_related
+        if tags.countries and tags.countries[0] in LATAM and tags.conflict_related:
+            named += 1
+            named_ok += bool(tags.conflicts) and tags.conflicts[0].id == LATAM[tags.countries[0]]
+    print(f"insightCrime/{split}: n={len(data)} tagged conflict-related {related} "
+          f"({related / max(1, len(data)):.3f}); main country CO/MX/HT/EC and related: {named}, "
+          f"its conflict named first: {named_ok} ({named_ok / max(1, named):.3f})")
+
+
+def eval_muc(tagger: Tagger, split: str, show: bool) -> None:
+    data = json.loads((DEV / "muc4" / f"{split}.json").read_text(encoding="utf-8"))
+    tp = fp = fn = 0
+    for _k, v in data.items():
+        gold = any(v["roles"][role] for role in v["roles"])
+        rel = tagger.tag(None, v["doc"]).conflict_related
+        tp += rel and gold
+        fp += rel and not gold
+        fn += gold and not rel
+    p, r, f = prf(tp, fp, fn)
+    print(f"MUC-4/{split}: n={len(data)} incident docs={tp + fn}; conflict_related "
+          f"P={p:.3f} R={r:.3f} F1={f:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--show-errors", action="store_true")
+    args = ap.parse_args()
+    tagger = Tagger()
+    eval_own(tagger, args.show_errors)
+    eval_bbc(tagger, args.split, args.show_errors)
+    eval_india(tagger, args.split, args.show_errors)
+    eval_insight(tagger, args.split, args.show_errors)
+    eval_muc(tagger, args.split, args.show_errors)
+
+
+if __name__ == "__main__":
+    main()

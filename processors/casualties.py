@@ -1,0 +1,160 @@
+"""Casualty figures: how many were killed and injured, with the sentence each number came from.
+
+Pure and rule-based. Numbers may be digits ("1,200"), words ("twenty-one", "a dozen") or vague
+quantities mapped to the conservative counts event datasets use ("dozens" = 12, "scores" = 20,
+"hundreds" = 100, "thousands" = 1000). The first figure in story order wins: the lead states
+the event's toll, later figures are often totals for the whole war.
+"""
+
+from __future__ import annotations
+
+import re
+
+from newswire.records import Casualties
+
+_UNITS = {
+    "one": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19,
+}  # fmt: skip
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_VAGUE = {"dozen": 12, "a dozen": 12, "dozens": 12, "dozens of": 12, "scores": 20,
+          "scores of": 20, "hundreds": 100, "hundreds of": 100, "thousands": 1000,
+          "thousands of": 1000, "several": 3, "a number of": 3}
+_MULT = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_WORD_NUM = (r"(?:(?:" + "|".join(sorted(_TENS, key=len, reverse=True)) + r")(?:[- ](?:"
+             + "|".join(k for k in _UNITS if len(k) > 2) + r"))?|"
+             + "|".join(sorted((k for k in _UNITS if len(k) > 2), key=len, reverse=True)) + r")")
+NUM = (r"(?P<num>\d{1,3}(?:[,.\u202f ]\d{3})+|\d+|(?:a |two |three )?dozens?(?: of)?|scores of|"
+       r"hundreds(?: of)?|thousands(?: of)?|" + _WORD_NUM + r"(?: (?:hundred|thousand))?)")
+QUAL = r"(?:(?:at least|more than|over|nearly|almost|about|around|some|up to|roughly|an estimated) )?"
+# up to three words between the number and the verb ("21 American troops were injured")
+GAP = r"(?:[\w'’.-]+ ){0,3}?"
+AUX = r"(?:(?:were|was|have been|had been|are|has been|got|being|reportedly|also|) ?)"
+KILL_V = r"(?:killed|dead|died|slain|shot dead|lost their lives|perished|executed|massacred)"
+INJ_V = r"(?:injured|wounded|hurt|maimed)"
+KILL_N = r"(?:deaths|fatalities|people dead|dead)"
+INJ_N = r"(?:injuries|wounded|injured)"
+
+_EN = [
+    ("killed", re.compile(rf"\b{QUAL}{NUM} {GAP}{AUX}{KILL_V}\b", re.I)),
+    ("injured", re.compile(rf"\b{QUAL}{NUM} {GAP}{AUX}{INJ_V}\b", re.I)),
+    ("killed", re.compile(rf"\b(?:killing|killed|kills|kill|left|leaving) {QUAL}{NUM}\b(?! (?:years?|days?|hours?|km|kilometres|miles|percent|%))", re.I)),
+    ("injured", re.compile(rf"\b(?:injuring|wounding|injured|wounded|injures|wounds) {QUAL}{NUM}\b(?! (?:years?|days?|hours?|km|percent|%))", re.I)),
+    ("injured", re.compile(rf"\binjur(?:y|ies) to {QUAL}{NUM}\b", re.I)),
+    ("killed", re.compile(rf"\b(?:death toll|toll|number of dead)\b[^.;]{{0,40}}?\b(?:to|of|at|reached|hit) {QUAL}{NUM}\b", re.I)),
+    ("killed", re.compile(rf"\b{QUAL}{NUM} {KILL_N}\b", re.I)),
+    ("injured", re.compile(rf"\b{QUAL}{NUM} (?:others |people |more )?{INJ_N}\b", re.I)),
+]
+D = r"(?P<num>\d{1,3}(?:[,.\u202f ]\d{3})+|\d+)"
+_OTHER = [
+    # French
+    ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,3}}?(?:morts|tués|tuées|tué|mort)\b", re.I)),
+    ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,3}}?(?:blessés|blessées|blessé)\b", re.I)),
+    ("killed", re.compile(rf"\b(?:tuant|coûté la vie à|fait) (?:au moins )?{D}\b", re.I)),
+    # Arabic
+    ("killed", re.compile(rf"(?:مقتل|استشهاد|قتل) (?:نحو |أكثر من |ما لا يقل عن )?{D}")),
+    ("killed", re.compile(rf"{D} (?:قتيلا|قتيلاً|قتلى|شهيدا|شهيداً|شهداء)")),
+    ("injured", re.compile(rf"(?:إصابة|جرح) (?:نحو |أكثر من )?{D}")),
+    ("injured", re.compile(rf"{D} (?:جريحا|جريحاً|جرحى|مصابا|مصابين)")),
+    # Hebrew
+    ("killed", re.compile(rf"{D} (?:הרוגים|הרוגות|חללים|נהרגו)")),
+    ("killed", re.compile(rf"(?:נהרגו|נרצחו) (?:\S+ ){{0,2}}?{D}")),
+    ("injured", re.compile(rf"{D} (?:פצועים|פצועות|נפצעו)")),
+    ("injured", re.compile(rf"(?:נפצעו) (?:\S+ ){{0,2}}?{D}")),
+    # Hindi
+    ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:की मौत|मारे गए|मारे गये|शहीद|मौत)")),
+    ("injured", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:घायल)")),
+    # Russian / Ukrainian
+    ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:погибли|погибших|убиты|убитых|загинули|загиблих|вбиті)", re.I)),
+    ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:ранены|раненых|пострадали|поранені|поранених)", re.I)),
+]
+_PATTERNS = _EN + _OTHER
+_BREAK = re.compile(r"[.!?।؟]+[\"”’')]*\s+|\n+")
+_ABBREV = {"jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec", "mr", "mrs",
+           "ms", "dr", "gen", "col", "lt", "sgt", "capt", "sen", "rep", "gov", "st", "no", "vs",
+           "u.s", "u.k", "u.n", "jr", "sr", "inc", "co", "corp", "approx", "est"}
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a story; abbreviations such as "Oct." or "U.S." do not end one."""
+    out, start = [], 0
+    for m in _BREAK.finditer(text):
+        if m.group()[0] == ".":
+            word = text[max(0, m.start() - 6):m.start()].split()[-1:]
+            tail = word[0].lower().lstrip("(\"'") if word else ""
+            if tail in _ABBREV or (len(tail) == 1 and tail.isalpha()):
+                continue
+        out.append(text[start:m.end()].strip())
+        start = m.end()
+    if start < len(text):
+        out.append(text[start:].strip())
+    return [s for s in out if s]
+# cheap gate: skip sentences with no casualty word at all
+_GATE = re.compile(
+    r"kill|dead|died|death|slain|injur|wound|hurt|toll|perish|execut|massacr|lives|"
+    r"mort|tué|bless|coûté|مقتل|قتل|قتي|شهد|شهي|إصاب|جرح|جري|مصاب|הרוג|נהרג|חלל|פצוע|נפצע|נרצח|"
+    r"मौत|मारे|शहीद|घायल|погиб|убит|ранен|пострада|загин|вбит|поранен", re.I)
+
+
+def parse_number(raw: str) -> int | None:
+    s = raw.strip().lower()
+    if not s:
+        return None
+    digits = re.sub(r"[,.\u202f ]", "", s)
+    if digits.isdigit():
+        return int(digits)
+    for prefix, mult in (("two ", 2), ("three ", 3)):
+        if s.startswith(prefix) and "dozen" in s:
+            return 12 * mult
+    if s in _VAGUE:
+        return _VAGUE[s]
+    s = s.removesuffix(" of")
+    if s in _VAGUE:
+        return _VAGUE[s]
+    total = 0
+    for part in s.split():
+        if part in _MULT:
+            total = max(total, 1) * _MULT[part]
+            continue
+        value = 0
+        for piece in part.split("-"):
+            value += _UNITS.get(piece, 0) + _TENS.get(piece, 0)
+        if value == 0:
+            return None
+        total += value
+    return total or None
+
+
+def extract_casualties(text: str) -> Casualties | None:
+    """Killed/injured counts with their sentences; None when the story gives no figure."""
+    found: dict[str, tuple[int, str]] = {}
+    for sentence in sentences(text):
+        if not sentence or not _GATE.search(sentence):
+            continue
+        flat = " ".join(sentence.split())
+        for kind, pattern in _PATTERNS:
+            if kind in found:
+                continue
+            hit = pattern.search(flat)
+            if hit is None:
+                continue
+            value = parse_number(hit.group("num"))
+            # a year or an age is not a toll
+            if value is None or value > 1_000_000 or (1900 <= value <= 2100 and hit.group("num").isdigit()):
+                continue
+            found[kind] = (value, flat)
+        if len(found) == 2:
+            break
+    if not found:
+        return None
+    killed = found.get("killed")
+    injured = found.get("injured")
+    return Casualties(
+        killed=killed[0] if killed else None,
+        injured=injured[0] if injured else None,
+        killed_sentence=killed[1] if killed else None,
+        injured_sentence=injured[1] if injured else None,
+    )

@@ -1,0 +1,659 @@
+"""The ``tag`` stage: which armed conflict a story is about, what happened, who, where, how many.
+
+Pure: ``tag(title, text) -> Tags``. Everything the rules need (conflict taxonomy, actor aliases,
+ACLED sub-type vocabulary, country names, ~34k cities with their names in Arabic, Hebrew,
+Hindi and Cyrillic scripts) is compiled once into ONE Aho-Corasick automaton over normalised
+text, plus one small case-sensitive regex for acronyms that are also words ("US", "IS").
+A story is scanned once; every hit carries what it is evidence for, and the scores follow
+from weights, the position of the hit (title and lead count more), how many distinct
+conflicts share a name (a name shared by four wars says less than one that names one war),
+and whether a story names both sides of a conflict.
+
+The tagger holds no open files or sockets, so it pickles by rebuilding from its taxonomy
+path (each ProcessPoolExecutor worker compiles its own copy once).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+
+from newswire.records import Casualties, ConflictTag, EventTypeTag, Location, Tags
+from processors import gazetteer
+from processors.casualties import extract_casualties
+from processors.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+# --- payload kinds -----------------------------------------------------------------------------
+K_ALIAS, K_TERM, K_ACTOR, K_COUNTRY, K_CITY, K_REGION, K_EVENT, K_GROUP, K_VOCAB, K_NEG = range(10)
+_ENTITY_KINDS = frozenset({K_ALIAS, K_TERM, K_ACTOR, K_COUNTRY, K_CITY, K_REGION})
+_WORD_KINDS = frozenset({K_EVENT, K_GROUP, K_VOCAB, K_NEG})
+PREFIX = 1  # a trailing "*": the match may run on into the word
+CLITIC = 2  # Arabic/Hebrew: one-letter prefixes (و ال ב ה ...) may be glued on the left
+
+# --- weights (tuned on the dev sets and the hand-written eval set; see bench/conflict_eval.py) --
+W_ALIAS = 4.0
+W_TERM = 2.0
+W_ACTOR = 2.5
+W_COUNTRY = 1.2
+TITLE_FACTOR = 2.5
+LEAD_CHARS = 700  # position boost fades linearly over the first characters of the body
+LEAD_BOOST = 1.0
+REPEAT = 0.35  # each further mention adds this share of the first
+REPEAT_CAP = 4
+CONFLICT_MIN_RAW = 1.2
+CONFLICT_KEEP_SHARE = 0.3
+RELATED_SCALE = 5.0
+RELATED_THRESHOLD = 0.5
+EVENT_MIN_RAW = 2.0
+EVENT_KEEP_SHARE = 0.35
+PROTEST_TYPES = {"protests", "riots"}
+
+_ARABIC_CLITICS = set("وفبلكس") | {"ا", "ل"}  # و ف ب ل ك س and the article ال
+_HEBREW_CLITICS = set("והבלמשכ")
+_DELETE = (
+    "\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0670\u0640"  # Arabic harakat, tatweel
+    + "".join(chr(c) for c in range(0x0591, 0x05C8) if chr(c) not in "\u05be\u05c0\u05c3\u05c6")
+    + "\u093c\u200c\u200d\u200e\u200f\u00ad"  # Devanagari nukta, joiners, marks, soft hyphen
+)
+_FOLD = {
+    "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي", "ё": "е",
+    "\u0958": "\u0915", "\u0959": "\u0916", "\u095a": "\u0917", "\u095b": "\u091c",
+    "\u095c": "\u0921", "\u095d": "\u0922", "\u095e": "\u092b", "\u095f": "\u092f",
+}  # fmt: skip
+# punctuation and dashes become spaces, one for one, so "Iran-backed" = "Iran backed",
+# "U.S." = "u s" and every lexicon key can be matched as whole words between spaces
+_PUNCT = (
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\t\n\r\x0b\x0c\xa0\xab\xbb\xb7\u060c\u061b\u061f\u0964\u0965"
+    "\u05be\u05f3\u05f4\u066a\u066b\u066c\u06d4\u3000\u30fb\ufeff"
+    + "".join(chr(c) for c in range(0x2000, 0x2070) if chr(c) not in "\u200c\u200d\u200e\u200f")
+)
+_ONE_TO_ONE = str.maketrans({**_FOLD, **{c: " " for c in _PUNCT}})
+_SLOW = re.compile("[" + re.escape(_DELETE) + "]+|  +")
+
+
+def normalize(text: str) -> tuple[str, list[int] | None]:
+    """Lower-cased, script-normalised text for matching, and a map back to the original.
+
+    Punctuation and dashes become spaces, Arabic letter variants are folded, vowel marks
+    dropped and runs of spaces collapsed. The map is None when every character kept its
+    place; otherwise map[i] = index in the original text of normalised character i.
+    """
+    low = text.lower()
+    if len(low) != len(text):  # a few characters lower-case to two (İ): keep one each
+        low = "".join(c.lower()[0] for c in text)
+    low = low.translate(_ONE_TO_ONE)
+    first = _SLOW.search(low)
+    if first is None:
+        return low, None
+    pieces: list[str] = []
+    index: list[int] = []
+    pos = 0
+    for m in _SLOW.finditer(low, first.start()):
+        a, b = m.span()
+        pieces.append(low[pos:a])
+        index.extend(range(pos, a))
+        if low[a] == " ":
+            pieces.append(" ")
+            index.append(a)
+        pos = b
+    pieces.append(low[pos:])
+    index.extend(range(pos, len(low)))
+    return "".join(pieces), index
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or unicodedata.category(ch)[0] == "M"
+
+
+def _key(surface: str) -> tuple[str, int]:
+    """Normalised automaton key and flags for one lexicon entry."""
+    flags = 0
+    s = surface.strip()
+    if s.endswith("*"):
+        s = s[:-1].rstrip()
+        flags |= PREFIX
+    key, _ = normalize(s)
+    key = key.strip()
+    script = gazetteer.script_of(key)
+    if script in ("ARABIC", "HEBREW"):
+        flags |= CLITIC | PREFIX  # suffixes (plural, possessive) are glued on too
+    elif script == "CYRILLIC" and len(key) >= 5 and " " not in key:
+        flags |= PREFIX  # case endings: Херсон -> Херсона, Херсоне
+    return key, flags
+
+
+def _padded(key: str, flags: int) -> str:
+    """The automaton key: spaces mark the word boundaries the entry needs."""
+    left = "" if flags & CLITIC else " "
+    right = "" if flags & PREFIX else " "
+    return f"{left}{key}{right}"
+
+
+@dataclass(slots=True)
+class _Hit:
+    start: int
+    end: int
+    payloads: list[tuple[int, Any, float, int]]
+    factor: float
+    key: str
+
+
+class Tagger:
+    """Compiled taxonomy + gazetteer. Build once per process; ``tag`` is pure and thread-safe."""
+
+    def __init__(self, taxonomy_path: Path | None = None) -> None:
+        self.taxonomy_path = Path(taxonomy_path) if taxonomy_path is not None else None
+        self.taxonomy: Taxonomy = load_taxonomy(self.taxonomy_path)
+        self._build()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle by path, rebuild on the other side
+        return (Tagger, (self.taxonomy_path,))
+
+    # --- compile --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        tx = self.taxonomy
+        entries: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
+        cs_entries: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
+
+        def add(surface: str, kind: int, ref: Any, weight: float, cs: bool = False) -> None:
+            if not isinstance(surface, str) or not surface.strip():
+                return
+            if cs:
+                s = surface.strip().rstrip("*")
+                if s:
+                    cs_entries[s].append((kind, ref, weight, 0))
+                return
+            key, flags = _key(surface)
+            if len(key) < 2 or "*" in key:
+                return
+            entries[key].append((kind, ref, weight, flags))
+
+        # conflicts: how many conflicts share each actor / country, to discount shared names
+        actor_share: dict[str, int] = defaultdict(int)
+        country_share: dict[str, int] = defaultdict(int)
+        self.conflicts: dict[str, dict[str, Any]] = {}
+        self.conflict_sides: dict[str, list[tuple[set[str], set[str]]]] = {}
+        self.conflict_where: dict[str, set[str]] = {}
+        conflict_countries: set[str] = set()
+        for c in tx.conflicts:
+            sides = []
+            ccs = set(c.get("countries") or [])
+            for side in c.get("sides") or []:
+                s_actors = set(side.get("actors") or [])
+                s_countries = set(side.get("countries") or [])
+                sides.append((s_actors, s_countries))
+                ccs |= s_countries
+                for a in s_actors:
+                    actor_share[a] += 1
+            self.conflict_where[c["id"]] = set(c.get("countries") or [])
+            for cc in self.conflict_where[c["id"]]:
+                country_share[cc] += 1
+            conflict_countries |= ccs
+            self.conflicts[c["id"]] = {"name": c["name"], "countries": ccs}
+            self.conflict_sides[c["id"]] = sides
+        self.actor_conflicts: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        self.country_conflicts: dict[str, list[str]] = defaultdict(list)
+        for cid, sides in self.conflict_sides.items():
+            for i, (s_actors, s_countries) in enumerate(sides):
+                for a in s_actors:
+                    self.actor_conflicts[a].append((cid, i))
+            for cc in set(self.conflict_where[cid]):
+                self.country_conflicts[cc].append(cid)
+        self.country_side: dict[tuple[str, str], int] = {}
+        for cid, sides in self.conflict_sides.items():
+            for i, (_, s_countries) in enumerate(sides):
+                for cc in s_countries:
+                    self.country_side[(cid, cc)] = i
+        self.actor_share = dict(actor_share)
+        self.country_share = dict(country_share)
+
+        # countries (names, demonyms, translations) before everything that might share a name
+        places = tx.places
+        alias_key = tuple(sorted((cc, tuple(v)) for cc, v in (places.get("country_aliases") or {}).items()))
+        names = gazetteer.country_names(alias_key, tuple(places.get("not_countries") or ()))
+        country_keys: set[str] = set()
+        for cc, surfaces in names.items():
+            for s in surfaces:
+                key, _ = _key(s)
+                country_keys.add(key)
+                add(s, K_COUNTRY, cc, 1.0)
+        # the case-sensitive country shorthands
+        for s, cc in (("US", "US"), ("UK", "GB"), ("UAE", "AE"), ("DRC", "CD"), ("RDC", "CD")):
+            add(s, K_COUNTRY, cc, 1.0, cs=True)
+
+        # conflicts
+        for c in tx.conflicts:
+            cid = c["id"]
+            for s in c.get("aliases") or []:
+                add(str(s), K_ALIAS, cid, W_ALIAS)
+            shared_terms: dict[str, int] = {}
+            for s in c.get("terms") or []:
+                key, _ = _key(str(s))
+                if key in country_keys:
+                    continue  # a country name is country evidence already
+                shared_terms[key] = 1
+                add(str(s), K_TERM, cid, W_TERM)
+            for s in c.get("cs_terms") or []:
+                add(str(s), K_TERM, cid, W_TERM, cs=True)
+        # actors
+        self.actor_names: dict[str, str] = {}
+        self._actor_ids = {a["name"]: aid for aid, a in tx.actors.items()}
+        # how much naming an actor says "armed conflict": an armed group more than an army
+        self._actor_violence = {
+            aid: {"armed_group": 2.0, "militia": 2.0, "armed_forces": 1.0}.get(a.get("kind"), 0.5)
+            for aid, a in tx.actors.items()}
+        for aid, a in tx.actors.items():
+            self.actor_names[aid] = a["name"]
+            for s in [a["name"], *(a.get("aliases") or [])]:
+                add(str(s), K_ACTOR, aid, W_ACTOR)
+            for s in a.get("cs_aliases") or []:
+                add(str(s), K_ACTOR, aid, W_ACTOR, cs=True)
+        # event sub-types, word groups, conflict vocabulary, non-conflict cues
+        self.sub_types: dict[str, dict[str, Any]] = {}
+        for sid, st in tx.sub_types.items():
+            self.sub_types[sid] = {"event_type": st.get("event_type", "other"),
+                                   "with": dict(st.get("with") or {})}
+            for s, w in (st.get("terms") or {}).items():
+                if isinstance(w, (int, float)) and w > 0:
+                    if str(s).isupper() and len(str(s)) <= 5:
+                        add(str(s), K_EVENT, sid, float(w), cs=True)
+                    else:
+                        add(str(s), K_EVENT, sid, float(w))
+        for gid, words in tx.groups.items():
+            for s in words or []:
+                add(str(s), K_GROUP, gid, 1.0)
+        for s, w in tx.conflict_vocabulary.items():
+            if isinstance(w, (int, float)) and w > 0:
+                add(str(s), K_VOCAB, None, float(w))
+        for s, w in tx.non_conflict.items():
+            if isinstance(w, (int, float)) and w > 0:
+                add(str(s), K_NEG, None, float(w), cs=str(s).isupper() and len(str(s)) <= 5)
+
+        # places: regions, then cities (a city never shadows a country or a taxonomy name)
+        self.ambiguous = {_key(str(n))[0] for n in places.get("ambiguous_names") or ()}
+        self.person_titles = {n.lower() for n in places.get("person_titles") or ()}
+        self.person_verbs = {n.lower() for n in places.get("person_verbs") or ()}
+        for name, place in gazetteer.regions(places).items():
+            add(name, K_REGION, place, 1.0)
+        city_map = gazetteer.cities(frozenset(conflict_countries))
+        n_city = 0
+        for name, cands in city_map.items():
+            key, flags = _key(name)
+            if len(key) < 3 or key in country_keys:
+                continue
+            if gazetteer.script_of(key) != "CYRILLIC":
+                flags &= ~PREFIX
+            entries[key].append((K_CITY, tuple(sorted(cands, key=lambda p: -p.population)), 1.0,
+                                 flags))
+            n_city += 1
+
+        padded: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
+        for key, payloads in entries.items():
+            for p in payloads:
+                padded[_padded(key, p[3])].append(p)
+        automaton = ahocorasick.Automaton()
+        for pkey, payloads in padded.items():
+            automaton.add_word(pkey, (pkey.strip(), len(pkey) - len(pkey.lstrip(" ")),
+                                      len(pkey) - len(pkey.rstrip(" ")), payloads))
+        automaton.make_automaton()
+        self._automaton = automaton
+        self._cs_payloads = dict(cs_entries)
+        alternation = "|".join(re.escape(s) for s in sorted(cs_entries, key=len, reverse=True))
+        self._cs_regex = re.compile(rf"(?<![\w.])(?:{alternation})(?![\w])") if cs_entries else None
+        log.info("tagger compiled taxonomy=%s keys=%d cs=%d cities=%d", tx.version, len(entries),
+                 len(cs_entries), n_city)
+
+    # --- scan -----------------------------------------------------------------------------------
+    def _scan(self, doc: str, body_start: int) -> tuple[list[_Hit], str, list[int] | None]:
+        norm, index = normalize(doc)
+        n = len(norm)
+        body_norm = body_start
+        if index is not None:  # where the body starts in normalised coordinates
+            import bisect
+            body_norm = bisect.bisect_left(index, body_start)
+
+        def factor(pos: int) -> float:
+            if pos < body_norm:
+                return TITLE_FACTOR
+            rel = pos - body_norm
+            return 1.0 + LEAD_BOOST * max(0.0, 1.0 - rel / LEAD_CHARS)
+
+        raw: list[tuple[int, int, str, list[tuple[int, Any, float, int]]]] = []
+        padded = f" {norm} "
+        clitics = _ARABIC_CLITICS | _HEBREW_CLITICS
+        for end_idx, (key, lpad, rpad, payloads) in self._automaton.iter(padded):
+            # positions in `norm`: the padded text has one extra leading space
+            end = end_idx - rpad  # exclusive end in norm coordinates
+            start = end - len(key)
+            if not lpad:  # Arabic/Hebrew: up to three glued one-letter prefixes, then a boundary
+                j = start
+                while j > 0 and start - j < 3 and norm[j - 1] in clitics:
+                    j -= 1
+                if j > 0 and _is_word_char(norm[j - 1]):
+                    continue
+            raw.append((start, end, key, payloads))
+        # case-sensitive acronyms on the original text, unless the whole text is capitals
+        if self._cs_regex is not None and not _mostly_upper(doc):
+            orig_to_norm = None
+            for m in self._cs_regex.finditer(doc):
+                s, e = m.span()
+                if index is not None:
+                    if orig_to_norm is None:
+                        import bisect
+                        orig_to_norm = bisect
+                    s2 = orig_to_norm.bisect_left(index, s)
+                    e2 = orig_to_norm.bisect_left(index, e)
+                else:
+                    s2, e2 = s, e
+                raw.append((s2, e2, m.group(), list(self._cs_payloads[m.group()])))
+        # longest match wins, a match inside a longer one is dropped; names (entities) and
+        # event words are resolved apart, so "Russian drones" is both an actor and a drone
+        hits: list[_Hit] = []
+        for layer in (_ENTITY_KINDS, _WORD_KINDS):
+            layered = []
+            for start, end, key, payloads in raw:
+                mine = [p for p in payloads if p[0] in layer]
+                if mine:
+                    layered.append((start, end, key, mine))
+            layered.sort(key=lambda r: (r[0], -(r[1] - r[0])))
+            last_end = -1
+            for start, end, key, payloads in layered:
+                if start < last_end:
+                    continue
+                hits.append(_Hit(start, end, payloads, factor(start), key))
+                last_end = end
+        return hits, norm, index
+
+    # --- score ----------------------------------------------------------------------------------
+    def tag(self, title: str | None, text: str) -> Tags:
+        title = title if isinstance(title, str) else ""
+        text = text if isinstance(text, str) else ""
+        title = title.strip()
+        doc = f"{title}\n{text}" if title else text
+        body_start = len(title) + 1 if title else 0
+        hits, norm, index = self._scan(doc, body_start)
+
+        def orig(i: int) -> int:
+            return index[i] if index is not None and i < len(index) else i
+
+        # 1) places first: they decide countries, which feed the conflict scores
+        country_ev: dict[str, list[float]] = defaultdict(list)
+        city_hits: list[tuple[_Hit, tuple[gazetteer.Place, ...]]] = []
+        groups_present: set[str] = set()
+        for h in hits:
+            for kind, ref, _w, _f in h.payloads:
+                if kind == K_COUNTRY:
+                    country_ev[ref].append(h.factor)
+                elif kind == K_CITY:
+                    city_hits.append((h, ref))
+                elif kind == K_GROUP:
+                    groups_present.add(ref)
+        story_countries = set(country_ev)
+        rejected: set[str] = set()
+        accepted_cities: dict[str, tuple[gazetteer.Place, float, int]] = {}
+        region_hits = [(h, ref) for h in hits for kind, ref, _w, _f in h.payloads if kind == K_REGION]
+        for h, cands in city_hits:
+            if h.key in rejected:
+                continue
+            if not self._looks_like_place(doc, norm, h, orig):
+                rejected.add(h.key)
+                continue
+            in_story = [p for p in cands if p.country in story_countries]
+            ambiguous = h.key in self.ambiguous
+            if in_story:
+                place = in_story[0]
+            elif ambiguous:
+                continue
+            else:
+                place = cands[0]
+                if place.population < 50_000 and gazetteer.script_of(h.key) == "LATIN":
+                    continue  # a small town abroad is more likely a word or a name
+            prev = accepted_cities.get(h.key)
+            accepted_cities[h.key] = (place, (prev[1] if prev else 0.0) + h.factor,
+                                      prev[2] if prev else h.start)
+        for key in rejected:
+            accepted_cities.pop(key, None)
+        for place, weight, _start in accepted_cities.values():
+            country_ev[place.country].append(0.6 * weight)
+        for _h, place in region_hits:
+            country_ev[place.country].append(0.8)
+
+        # 2) conflicts, event types, vocabulary
+        ev: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        ev_w: dict[tuple[str, str], float] = {}
+        sides_hit: dict[str, set[int]] = defaultdict(set)
+        strong: dict[str, bool] = defaultdict(bool)
+        actors: dict[str, float] = defaultdict(float)
+        events: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        event_w: dict[tuple[str, str], float] = {}
+        armed: dict[str, list[float]] = defaultdict(list)
+        vocab: dict[str, list[float]] = defaultdict(list)
+        vocab_w: dict[str, float] = {}
+        neg: dict[str, list[float]] = defaultdict(list)
+        neg_w: dict[str, float] = {}
+        for h in hits:
+            surface = doc[orig(h.start):orig(h.end - 1) + 1] if h.end > h.start else h.key
+            for kind, ref, w, _f in h.payloads:
+                if kind == K_ALIAS:
+                    ev[ref][surface.lower()].append(h.factor)
+                    ev_w[(ref, surface.lower())] = w
+                    strong[ref] = True
+                elif kind == K_TERM:
+                    ev[ref][surface.lower()].append(h.factor)
+                    ev_w[(ref, surface.lower())] = w
+                    strong[ref] = True
+                elif kind == K_ACTOR:
+                    name = self.actor_names.get(ref, ref)
+                    actors[name] += h.factor
+                    armed[name].append(h.factor * self._actor_violence.get(ref, 0.5))
+                    share = self.actor_share.get(ref, 1)
+                    for cid, side in self.actor_conflicts.get(ref, ()):
+                        ev[cid][name].append(h.factor)
+                        ev_w[(cid, name)] = w / math.sqrt(share)
+                        sides_hit[cid].add(side)
+                elif kind == K_EVENT:
+                    events[ref][h.key].append(h.factor)
+                    event_w[(ref, h.key)] = max(w, event_w.get((ref, h.key), 0.0))
+                elif kind == K_VOCAB:
+                    vocab[h.key].append(h.factor)
+                    vocab_w[h.key] = w
+                elif kind == K_NEG:
+                    neg[h.key].append(h.factor)
+                    neg_w[h.key] = w
+        for cc, factors in country_ev.items():
+            share = self.country_share.get(cc, 0)
+            if not share:
+                continue
+            for cid in self.country_conflicts.get(cc, ()):
+                label = f"country:{cc}"
+                ev[cid][label].extend(factors)
+                ev_w[(cid, label)] = W_COUNTRY / math.sqrt(share)
+                side = self.country_side.get((cid, cc))
+                if side is not None:
+                    sides_hit[cid].add(side)
+
+        conflict_raw: dict[str, float] = {}
+        for cid, items in ev.items():
+            # a conflict must be anchored: a name or place of its own, a country where it is
+            # fought, or an actor that belongs to it alone; shared actors alone do not count
+            anchored = strong[cid] or any(
+                lbl.startswith("country:") or self._actor_own(cid, lbl) for lbl in items)
+            if not anchored:
+                continue
+            total = sum(_accumulate(f) * ev_w[(cid, label)] for label, f in items.items())
+            n_sides = len(self.conflict_sides.get(cid) or ())
+            hit_sides = len(sides_hit.get(cid, ()))
+            if n_sides >= 2 and hit_sides >= 2:
+                total *= 1.25
+            elif not strong[cid]:
+                total *= 0.6  # one side only and nothing that names this war
+            conflict_raw[cid] = total
+
+        event_raw: dict[str, float] = {}
+        for sid, items in events.items():
+            total = sum(_accumulate(f) * event_w[(sid, k)] for k, f in items.items())
+            for group, bonus in (self.sub_types.get(sid, {}).get("with") or {}).items():
+                total = total + bonus if group in groups_present else total * 0.5
+            event_raw[sid] = total
+
+        v = sum(_accumulate(f) * vocab_w[k] for k, f in vocab.items())
+        v += sum(_accumulate(f) for f in armed.values())  # armed groups are conflict words too
+        n = sum(_accumulate(f) * neg_w[k] for k, f in neg.items())
+        top_conflict = max(conflict_raw.values(), default=0.0)
+        violent_events = [r for s, r in event_raw.items()
+                          if self.sub_types.get(s, {}).get("event_type") not in PROTEST_TYPES
+                          and self.sub_types.get(s, {}).get("event_type") != "strategic_developments"]
+        top_event = max(violent_events, default=0.0)
+        related_raw = v + 0.5 * min(top_conflict, 12.0) + 0.5 * min(top_event, 12.0) - 1.2 * n
+        conflict_score = 1.0 - math.exp(-max(0.0, related_raw) / RELATED_SCALE)
+        related = conflict_score >= RELATED_THRESHOLD
+
+        conflicts: list[ConflictTag] = []
+        if related and conflict_raw:
+            ranked = sorted(conflict_raw.items(), key=lambda kv: (-kv[1], kv[0]))
+            best = ranked[0][1]
+            for cid, r in ranked[:5]:
+                if r < CONFLICT_MIN_RAW or r < CONFLICT_KEEP_SHARE * best:
+                    break
+                items = ev[cid]
+                evidence = sorted(items, key=lambda lbl: -_accumulate(items[lbl]) * ev_w[(cid, lbl)])
+                conflicts.append(ConflictTag(id=cid, name=self.conflicts[cid]["name"],
+                                             score=round(r / (r + 4.0), 4),
+                                             evidence=tuple(evidence[:8])))
+
+        event_tags: list[EventTypeTag] = []
+        ranked_events = sorted(event_raw.items(), key=lambda kv: (-kv[1], kv[0]))
+        if ranked_events:
+            best = ranked_events[0][1]
+            for sid, r in ranked_events:
+                et = self.sub_types.get(sid, {}).get("event_type", "other")
+                if r < EVENT_MIN_RAW or r < EVENT_KEEP_SHARE * best or len(event_tags) >= 5:
+                    continue
+                if not related and et not in PROTEST_TYPES:
+                    continue
+                event_tags.append(EventTypeTag(id=sid, event_type=et, score=round(r / (r + 3.0), 4)))
+        if related and not event_tags and "other" in self.sub_types:
+            event_tags.append(EventTypeTag(id="other", event_type="strategic_developments",
+                                           score=0.1))
+
+        countries = sorted(country_ev, key=lambda cc: (-sum(country_ev[cc]), cc))
+        locations = [Location(name=p.name, country=p.country, lat=round(p.lat, 5),
+                              lon=round(p.lon, 5))
+                     for p, _w, _s in sorted(accepted_cities.values(), key=lambda t: (-t[1], t[2]))]
+        seen_regions = set()
+        for _h, p in region_hits:
+            if p.name not in seen_regions:
+                seen_regions.add(p.name)
+                locations.append(Location(name=p.name, country=p.country, lat=p.lat, lon=p.lon))
+        casualties: Casualties | None = extract_casualties(doc) if related else None
+        return Tags(
+            conflict_related=related,
+            conflict_score=round(conflict_score, 4),
+            conflicts=tuple(conflicts),
+            event_types=tuple(event_tags),
+            actors=tuple(sorted(actors, key=lambda a: (-actors[a], a))),
+            countries=tuple(countries),
+            locations=tuple(locations[:20]),
+            casualties=casualties,
+        )
+
+    def _actor_own(self, cid: str, label: str) -> bool:
+        aid = self._actor_ids.get(label)
+        return aid is not None and self.actor_share.get(aid, 0) == 1
+
+    def _looks_like_place(self, doc: str, norm: str, h: _Hit, orig: Any) -> bool:
+        """Reject person names ("Austin said", "Secretary Austin") and lower-case words."""
+        o = orig(h.start)
+        first = doc[o] if o < len(doc) else ""
+        if first.isalpha() and first.islower() and gazetteer.script_of(first) in ("LATIN", "CYRILLIC"):
+            return False  # "reading", "nice": places are written with a capital
+        after = norm[h.end:h.end + 16].lstrip(" ,").split(" ", 1)[0].strip(".,;:'\"")
+        if after in self.person_verbs:
+            return False
+        before = norm[max(0, h.start - 24):h.start].rstrip().split(" ")
+        prev = before[-1].strip(".,;:'\"") if before else ""
+        if prev in self.person_titles:
+            return False
+        # "Lloyd Austin": a capitalised word right before that is not a place word itself
+        po = orig(max(0, h.start - 1))
+        window = doc[max(0, po - 20):po].rstrip()
+        m = re.search(r"(?<![.!?]\s)\b([A-Z][a-z]+)$", window)
+        if m and m.group(1).lower() not in _PLACE_PREFIXES and window[: m.start()].rstrip()[-1:] not in (".", "!", "?", ""):
+            return False
+        return True
+
+
+_PLACE_PREFIXES = {"north", "south", "east", "west", "northern", "southern", "eastern", "western",
+                   "central", "upper", "lower", "greater", "old", "new", "in", "of", "near",
+                   "the", "from", "to", "at", "and", "outside", "downtown", "inside", "port",
+                   "lake", "mount", "fort", "saint", "san", "santa", "el", "al", "la", "le"}
+
+
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
+
+
+def _mostly_upper(text: str) -> bool:
+    head = text[:2000]
+    up = len(_UPPER.findall(head))
+    low = len(_LOWER.findall(head))
+    return up + low > 40 and up > 0.8 * (up + low)
+
+
+def _accumulate(factors: list[float]) -> float:
+    """The best mention counts in full, a few more add a share each (no runaway on repeats)."""
+    if not factors:
+        return 0.0
+    ordered = sorted(factors, reverse=True)
+    return ordered[0] + REPEAT * sum(ordered[1:1 + REPEAT_CAP])
+
+
+# --- module-level default, one per process ------------------------------------------------------
+_default: Tagger | None = None
+_default_path: Path | None = None
+
+
+def configure(taxonomy_path: Path | None) -> Tagger:
+    """Make the operator's taxonomy (or the built-in one) the default; compile it now."""
+    global _default, _default_path
+    _default_path = Path(taxonomy_path) if taxonomy_path is not None else None
+    _default = Tagger(_default_path)
+    return _default
+
+
+def default_tagger() -> Tagger:
+    global _default
+    if _default is None:
+        _default = Tagger(_default_path)
+    return _default
+
+
+def tag(title: str | None, text: str) -> Tags:
+    """Tag one story with the default tagger (built once per process)."""
+    return default_tagger().tag(title, text)
+
+
+def tag_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """``newswire tag``: ``{"id","title","text"}`` -> tags as a JSON-ready dict, or ``{"id","error"}``."""
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    if not isinstance(rec, dict):
+        return {"id": None, "error": "a JSON object is expected"}
+    text = rec.get("text")
+    title = rec.get("title")
+    if not isinstance(text, str) or (title is not None and not isinstance(title, str)):
+        return {"id": rid, "error": "`text` must be a string and `title` a string or null"}
+    if not text.strip() and not (title or "").strip():
+        return {"id": rid, "error": "empty title and text"}
+    tags = tag(title, text)
+    out = tags.model_dump(mode="json", exclude={"schema_version"})
+    return {"id": rid, **out}

@@ -120,18 +120,19 @@ def index_template(prefix: str) -> dict[str, Any]:
 
 def es_document(article: Article) -> dict[str, Any]:
     """The Elasticsearch ``_source`` of an article (pure)."""
-    texts = q.text_values(article)
+    plain = article.model_dump(mode="json")
+    texts = q.text_values(plain)
     body: dict[str, Any] = {
         "title": texts["title"],
         "text": texts["text"],
-        **{k: list(v) for k, v in q.keyword_values(article).items()},
+        **{k: list(v) for k, v in q.keyword_values(plain).items()},
         "published": to_iso(effective_published(article)),
         "ingested": to_iso(article.ingested),
         # a bad geocode must not cost the article: out-of-range points are left off the map
         "geo": [{"lat": loc.lat, "lon": loc.lon} for loc in article.locations
                 if -90 <= loc.lat <= 90 and -180 <= loc.lon <= 180],
         "conflict_score": article.conflict_score,
-        "article": article.model_dump(mode="json", exclude={"title", "text"}),
+        "article": {k: v for k, v in plain.items() if k not in ("title", "text")},
     }
     return body
 
@@ -204,6 +205,7 @@ class ElasticStore:
                     raise
         actions: list[dict[str, Any]] = [
             {"add": {"index": name, "alias": self.alias, "is_write_index": True}}]
+        current: Any
         try:
             current = self.client.indices.get_alias(name=self.alias)
         except NotFoundError:

@@ -72,15 +72,16 @@ def build_schema() -> tantivy.Schema:
 def article_document(article: Article) -> tantivy.Document:
     """The tantivy document of an article (pure)."""
     doc = tantivy.Document()
-    texts = q.text_values(article)
+    body = article.model_dump(mode="json")  # once: the helpers below take the dict
+    texts = q.text_values(body)
     for name in q.TEXT_FIELDS:
         doc.add_text(name, texts[name])
-    for name, values in q.keyword_values(article).items():
+    for name, values in q.keyword_values(body).items():
         for value in values:
             doc.add_text(name, value)
     doc.add_date("published", effective_published(article))
     doc.add_date("ingested", article.ingested)
-    body = article.model_dump(mode="json", exclude={"title", "text"})
+    del body["title"], body["text"]
     doc.add_bytes("article", json.dumps(body, ensure_ascii=False).encode())
     return doc
 
@@ -191,7 +192,7 @@ class EmbeddedStore:
 
     @staticmethod
     def _stored(doc: tantivy.Document) -> dict[str, Any]:
-        article = json.loads(doc.get_first("article"))
+        article: dict[str, Any] = json.loads(doc.get_first("article") or b"{}")
         article["title"] = doc.get_first("title") or None
         article["text"] = doc.get_first("text") or ""
         return article
@@ -227,7 +228,7 @@ class EmbeddedStore:
         found = searcher.search(
             query, max(limit, 1) if limit else 1, count=True, offset=offset,
             order_by_field="published" if by_date else None, order=tantivy.Order.Desc)
-        total = int(found.count or 0)
+        total = int(getattr(found, "count", 0) or 0)
         hits_raw = found.hits if limit else []
 
         snippets = self._snippet_generator(searcher, parsed)
@@ -241,8 +242,8 @@ class EmbeddedStore:
         if req.collapse_stories:
             heads = collapse(hits, {}, req.offset, req.size)
             stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
-            counts = self._story_counts(searcher, query, stories)
-            hits = collapse(hits, counts, req.offset, req.size)
+            hits = collapse(hits, self._story_counts(searcher, query, stories), req.offset,
+                            req.size)
 
         aggs: dict[str, Any] = {
             f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}

@@ -268,8 +268,7 @@ def _leaf(field_name: str | None, value: str, is_phrase: bool) -> Query | None:
                 f"wildcard in {value!r}: only a trailing * (word prefix) is supported")
         if value.endswith("*"):
             stem = value[:-1]
-            tokens = analyze(stem)
-            if len(tokens) != 1 or not stem.isalnum():
+            if len(analyze(stem)) != 1 or not stem.isalnum():
                 raise QuerySyntaxError(f"a prefix must be one word followed by *: {value!r}")
             return Prefix(field_name, stem.lower())
     tokens = tuple(analyze(value))

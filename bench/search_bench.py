@@ -1,0 +1,174 @@
+"""Search and indexing speed of the default (embedded tantivy) store.
+
+    .venv/bin/python bench/search_bench.py [--docs 100000] [--kafka 20000] [--dir DIR]
+
+1. Builds ``--docs`` synthetic-but-realistic enriched articles (real texts from
+   ../shared/data/conflict-dev, see ``indexer.synthetic``) and writes them with
+   ``store.upsert`` in batches of 2,000 (one commit each, as the indexer does): articles/s of the store alone.
+2. Runs searches with three facets (conflicts, event_types, countries) and a daily date
+   histogram, with and without filters/sorting: p50/p95 ms. Goal: p95 < 100 ms.
+3. With ``--kafka N`` (default 20000; 0 = skip): starts a noida-db broker, produces N articles
+   to the articles topic, then times the whole indexer service (poll, decode, upsert, commit)
+   from start until the group's lag is 0. Goal for both throughputs: >= 2,000 articles/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.embedded import EmbeddedStore  # noqa: E402
+from indexer.store import SearchRequest  # noqa: E402
+from indexer.synthetic import load_texts, synthetic_articles  # noqa: E402
+
+BATCH = 2000  # the indexer's default batch (IndexerOptions.batch_size)
+CONFLICT_DEV = ROOT.parent / "shared" / "data" / "conflict-dev"
+FACETS = ("conflicts", "event_types", "countries")
+QUERIES: list[dict] = [
+    {"query": "*"},
+    {"query": "police"},
+    {"query": "killed police"},
+    {"query": '"armed forces"'},
+    {"query": "drug OR cartel"},
+    {"query": "guerrilla -colombia"},
+    {"query": "kidnap* OR massacr*"},
+    {"query": "(police OR army) AND (killed OR injured) AND NOT country:IN"},
+    {"query": "election", "sort": "date"},
+    {"query": "*", "countries": ("SY", "UA")},
+    {"query": "attack", "conflicts": ("israel-gaza",), "sort": "date"},
+    {"query": "bomb*", "languages": ("en",)},
+    {"query": "president minister government"},
+    {"query": '"security forces" OR "armed men"'},
+    {"query": "*", "collapse_stories": True, "sort": "date"},
+]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def bench_upsert(store: EmbeddedStore, docs: int) -> tuple[float, float]:
+    texts = load_texts(CONFLICT_DEV)
+    gen = synthetic_articles(texts, docs, seed=1)
+    spent = 0.0
+    done = 0
+    wall = time.perf_counter()
+    while done < docs:
+        batch = [a for _, a in zip(range(BATCH), gen, strict=False)]
+        if not batch:
+            break
+        t = time.perf_counter()
+        rejected = store.upsert(batch)
+        spent += time.perf_counter() - t
+        assert not rejected, rejected[:3]
+        done += len(batch)
+    return done / spent, time.perf_counter() - wall
+
+
+def bench_search(store: EmbeddedStore, rounds: int) -> dict[str, list[float]]:
+    from datetime import UTC, datetime
+
+    since = datetime(2026, 1, 10, tzinfo=UTC)
+    until = datetime(2026, 2, 20, tzinfo=UTC)
+    timings: dict[str, list[float]] = {}
+    for spec in QUERIES:  # warm-up
+        store.search(SearchRequest(facets=FACETS, **spec))
+    for r in range(rounds):
+        for i, spec in enumerate(QUERIES):
+            extra = {"since": since, "until": until} if (r + i) % 3 == 0 else {}
+            req = SearchRequest(facets=FACETS, histogram="day", **spec, **extra)
+            t = time.perf_counter()
+            result = store.search(req)
+            label = f"{i:2} {spec['query']}" + (" [date]" if spec.get("sort") == "date" else "")
+            timings.setdefault(label, []).append((time.perf_counter() - t) * 1000)
+            assert result.facets.keys() == set(FACETS)
+    return timings
+
+
+def bench_kafka(n: int, tmp: Path) -> float:
+    from kafka import KafkaProducer
+
+    from indexer.consumer import IndexerOptions, run_indexer
+    from newswire.broker import EmbeddedServer
+    from newswire.settings import load_settings
+    from newswire.topics import ensure_topics
+    from tests.test_indexer import lag
+
+    server = EmbeddedServer(tmp / "noida")
+    server.start()
+    try:
+        settings = load_settings(data_dir=tmp / "kdata",
+                                 kafka={"bootstrap_servers": server.bootstrap,
+                                        "topic_prefix": "bench", "partitions": 4})
+        ensure_topics(settings)
+        producer = KafkaProducer(acks=1, linger_ms=20, batch_size=256_000,
+                                 **settings.kafka.client_config())
+        texts = load_texts(CONFLICT_DEV)
+        t = time.perf_counter()
+        for article in synthetic_articles(texts, n, seed=2):
+            producer.send(settings.topic("articles"), key=article.key.encode(),
+                          value=article.to_bytes())
+        producer.flush()
+        producer.close()
+        print(f"  produced {n} articles in {time.perf_counter() - t:.1f}s (setup, not measured)")
+        stop = threading.Event()
+        started = time.perf_counter()
+        thread = threading.Thread(target=run_indexer, args=(settings, stop),
+                                  kwargs={"options": IndexerOptions(batch_size=BATCH,
+                                                                    linger=0.5)})
+        thread.start()
+        while lag(settings) > 0:
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        thread.join(30)
+        return n / elapsed
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--kafka", type=int, default=20_000, help="articles through Kafka; 0 = skip")
+    ap.add_argument("--dir", type=Path, help="index directory (default: a temporary one)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="newswire-bench-") as tmpname:
+        tmp = Path(tmpname)
+        store = EmbeddedStore(args.dir or tmp / "index", writer=True)
+        store.ensure()
+        if store.count() < args.docs:
+            rate, wall = bench_upsert(store, args.docs)
+            print(f"store.upsert: {args.docs} articles, {rate:,.0f} articles/s "
+                  f"(upsert time only; wall incl. generating the articles {wall:.1f}s)")
+        store.refresh()
+        print(f"index: {store.count()} documents")
+        timings = bench_search(store, args.rounds)
+        allt = [t for ts in timings.values() for t in ts]
+        print(f"search with facets {','.join(FACETS)} + daily histogram, "
+              f"{len(allt)} requests:")
+        for query, ts in timings.items():
+            print(f"  {query[:60]:60} p50 {statistics.median(ts):7.1f} ms  "
+                  f"p95 {pct(ts, 95):7.1f} ms")
+        print(f"  ALL{'':57} p50 {statistics.median(allt):7.1f} ms  p95 {pct(allt, 95):7.1f} ms")
+        store.close()
+        if args.kafka:
+            rate = bench_kafka(args.kafka, tmp)
+            print(f"indexer service from Kafka (noida-db): {args.kafka} articles, "
+                  f"{rate:,.0f} articles/s (poll + decode + upsert + commit)")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_rules_round_trip_through_the_topic(kafka_settings: Settings) -> None:
     with RuleStore(kafka_settings) as store:
-        assert store.list() == []
+        assert store.all_rules() == []
         iran = store.save(Rule(
             name="iran proxies", query="Iran AND (militia OR IRGC)",
             filters=RuleFilters(conflicts=("us-iran-proxy",), min_killed=1),
@@ -23,7 +23,7 @@ def test_rules_round_trip_through_the_topic(kafka_settings: Settings) -> None:
         sudan = store.save(Rule(name="sudan", query="Sudan AND (El Fasher OR Darfur)"))
 
     with RuleStore(kafka_settings) as store:  # a fresh reader sees what was written
-        rules = store.list()
+        rules = store.all_rules()
         assert [r.id for r in rules] == [iran.id, sudan.id]
         back = store.get(iran.id)
         assert back == iran  # secrets included: the topic is the store
@@ -42,7 +42,7 @@ def test_rules_round_trip_through_the_topic(kafka_settings: Settings) -> None:
         assert edited.channels[0].secret.get_secret_value() == "hush-1"  # type: ignore[union-attr]
 
         store.delete(iran.id)
-        assert [r.id for r in store.list()] == [sudan.id]
+        assert [r.id for r in store.all_rules()] == [sudan.id]
         with pytest.raises(RuleError):
             store.delete(iran.id)
 
@@ -52,4 +52,4 @@ def test_a_rule_with_a_bad_query_is_refused_before_it_is_written(
     with RuleStore(kafka_settings) as store:
         with pytest.raises(RuleError, match="fuzzy"):
             store.save(Rule(name="bad", query="strike~2"))
-        assert store.list() == []
+        assert store.all_rules() == []

@@ -79,7 +79,8 @@ class CompiledRule:
             options.append(q_terms)
         for field_name, values in keywords.items():
             options.append({f"{field_name}={v}" for v in values})  # doc_terms' encoding
-        terms = frozenset(min(options, key=len)) if options else None
+        best: set[str] | None = min(options, key=len) if options else None
+        terms = frozenset(best) if best is not None else None
         return cls(rule, query, keywords, terms)
 
     def accepts(self, doc: PreparedDoc, article: Article | Mapping[str, Any]) -> bool:
@@ -103,10 +104,8 @@ def _casualties_ok(filters: RuleFilters, article: Article | Mapping[str, Any]) -
         killed = injured = None
     if filters.min_killed is not None and (killed or 0) < filters.min_killed:
         return False
-    if filters.min_casualties is not None and (killed or 0) + (injured or 0) < \
-            filters.min_casualties:
-        return False
-    return True
+    return filters.min_casualties is None or \
+        (killed or 0) + (injured or 0) >= filters.min_casualties
 
 
 def rule_matches(rule: Rule, article: Article | Mapping[str, Any]) -> bool:

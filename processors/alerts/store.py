@@ -105,7 +105,7 @@ class RuleStore:
                             str(exc).splitlines()[0])
         return rules
 
-    def list(self) -> list[Rule]:
+    def all_rules(self) -> list[Rule]:
         return sorted(self.load().values(), key=lambda r: (r.created, r.id))
 
     def get(self, id_or_name: str) -> Rule | None:

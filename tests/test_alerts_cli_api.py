@@ -1,0 +1,148 @@
+"""`newswire alerts ...` and /api/alerts against the real rules topic on noida."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from indexer.embedded import EmbeddedStore
+from indexer.web import create_app
+from newswire.broker import free_port
+from newswire.cli import main
+from newswire.records import Article, ConflictTag
+from newswire.settings import Settings, child_env
+from processors.alerts.store import RuleStore
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "api-token-for-tests"
+
+
+def cli(settings: Settings, *args: str, input: str | None = None) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(main, ["alerts", *args], env=child_env(settings), input=input,
+                           catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_create_list_show_pause_resume_delete(kafka_settings: Settings,
+                                                  tmp_path: Path, seed_story: str) -> None:
+    code, out, err = cli(kafka_settings, "create", "iran proxies", "Iran AND (militia OR IRGC)",
+                         "--conflict", "us-iran-proxy", "--webhook", "http://127.0.0.1:9/h",
+                         "--slack", "http://127.0.0.1:9/services/T/B/slack-token",
+                         "--throttle", "30", "--json")
+    assert code == 0, err
+    created = json.loads(out)
+    rid = created["id"]
+    assert created["filters"]["conflicts"] == ["us-iran-proxy"]
+    secret = err.rsplit(" ", 1)[-1].strip()  # generated, shown once on stderr
+    assert len(secret) >= 24 and secret not in out and "slack-token" not in out
+    stored = RuleStore(kafka_settings).get(rid)
+    assert stored is not None
+    assert stored.channels[0].secret.get_secret_value() == secret  # type: ignore[union-attr]
+
+    code, out, _ = cli(kafka_settings, "list")
+    assert code == 0 and rid in out and "active" in out and "webhook:127.0.0.1:9" in out
+    assert cli(kafka_settings, "pause", "iran proxies")[0] == 0
+    code, out, _ = cli(kafka_settings, "show", rid)
+    assert json.loads(out)["rule"]["paused"] is True
+    assert cli(kafka_settings, "resume", rid)[0] == 0
+
+    article = tmp_path / "a.json"
+    tagged = Article(id="x", url="https://x.org/1", text=seed_story,
+                     conflicts=(ConflictTag(id="us-iran-proxy", name="x", score=1.0),))
+    article.write_text(tagged.model_dump_json())
+    code, out, _ = cli(kafka_settings, "test", str(article), "--rule", rid)
+    assert code == 0 and json.loads(out)["match"] is True
+    untagged = tagged.model_copy(update={"conflicts": ()}).model_dump_json()
+    code, out, _ = cli(kafka_settings, "test", "-", "--rule", rid, input=untagged)
+    assert code == 1 and json.loads(out)["match"] is False
+    code, out, _ = cli(kafka_settings, "test", "-", "--query", "Iran AND IRGC", input=untagged)
+    assert code == 0  # an unsaved rule: query only
+
+    assert cli(kafka_settings, "delete", rid)[0] == 0
+    code, out, _ = cli(kafka_settings, "list")
+    assert rid not in out and "no alert rules" in out
+
+
+def test_cli_refuses_a_bad_query_without_writing(kafka_settings: Settings) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["alerts", "create", "bad", "title:(a OR"],
+                           env=child_env(kafka_settings))
+    assert result.exit_code == 1 and "cannot parse query" in result.stderr
+    assert RuleStore(kafka_settings).all_rules() == []
+
+
+@pytest.fixture
+def api(kafka_settings: Settings, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = kafka_settings.model_copy(update={
+        "web": kafka_settings.web.model_copy(update={"token": SecretStr(TOKEN)})})
+    store = EmbeddedStore(tmp_path / "index", writer=True)
+    store.ensure()
+    app = create_app(settings, store=store)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "web app did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+def test_api_rules_crud_with_token(api: httpx.Client, seed_story: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"name": "iran", "query": "Iran AND (militia OR IRGC)",
+            "filters": {"conflicts": ["us-iran-proxy"]},
+            "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook"}]}
+    assert api.post("/api/alerts", json=body).status_code == 401  # writes need the token
+    r = api.post("/api/alerts", json=body, headers=auth)
+    assert r.status_code == 201, r.text
+    secret = r.json()["webhook_secret"]
+    rule = r.json()["rule"]
+    assert rule["channels"][0]["secret"] == "**********" and secret not in r.text.replace(
+        f'"webhook_secret":"{secret}"', "")
+
+    listed = api.get("/api/alerts").json()["rules"]  # reads are open
+    assert [x["id"] for x in listed] == [rule["id"]]
+    assert api.get(f"/api/alerts/{rule['id']}").json()["rule"]["name"] == "iran"
+    assert api.get("/api/alerts/nope").status_code == 404
+
+    r = api.patch(f"/api/alerts/{rule['id']}", json={"query": "Iran AND IRGC"}, headers=auth)
+    assert r.status_code == 200 and r.json()["rule"]["query"] == "Iran AND IRGC"
+    assert r.json()["rule"]["created"] == rule["created"]
+    assert api.post(f"/api/alerts/{rule['id']}/pause", headers=auth).json()["rule"]["paused"]
+    assert not api.post(f"/api/alerts/{rule['id']}/resume",
+                        headers=auth).json()["rule"]["paused"]
+
+    article = json.loads(Article(
+        id="x", url="https://x.org/1", text=seed_story,
+        conflicts=(ConflictTag(id="us-iran-proxy", name="x", score=1.0),)).model_dump_json())
+    r = api.post("/api/alerts/test", json={"article": article, "rule_id": rule["id"]},
+                 headers=auth)
+    assert r.status_code == 200 and r.json()["match"] is True
+    r = api.post("/api/alerts/test", headers=auth, json={
+        "article": article, "rule": {"name": "t", "query": "Sudan"}})
+    assert r.json()["match"] is False
+
+    bad = api.post("/api/alerts", json={**body, "query": "strike~2"}, headers=auth)
+    assert bad.status_code == 400 and "fuzzy" in bad.json()["detail"]
+
+    assert api.delete(f"/api/alerts/{rule['id']}", headers=auth).status_code == 204
+    assert api.get(f"/api/alerts/{rule['id']}").status_code == 404

@@ -4,7 +4,8 @@
 
 1. Builds ``--docs`` synthetic-but-realistic enriched articles (real texts from
    ../shared/data/conflict-dev, see ``indexer.synthetic``) and writes them with
-   ``store.upsert`` in batches of 2,000 (one commit each, as the indexer does): articles/s of the store alone.
+   ``store.upsert`` in batches of 2,000 (one commit each, as the indexer does):
+   articles/s of the store alone.
 2. Runs searches with three facets (conflicts, event_types, countries) and a daily date
    histogram, with and without filters/sorting: p50/p95 ms. Goal: p95 < 100 ms.
 3. With ``--kafka N`` (default 20000; 0 = skip): starts a noida-db broker, produces N articles

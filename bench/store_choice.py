@@ -131,15 +131,16 @@ def main() -> None:
     args = ap.parse_args()
     texts = load_texts(CONFLICT_DEV)
     articles = list(synthetic_articles(texts, args.docs, seed=3))
-    print(f"{len(articles)} articles, mean text {statistics.mean(len(a.text) for a in articles):.0f}"
-          " chars")
+    mean = statistics.mean(len(a.text) for a in articles)
+    print(f"{len(articles)} articles, mean text {mean:.0f} chars")
     with tempfile.TemporaryDirectory(prefix="newswire-choice-") as tmpname:
         tmp = Path(tmpname)
         tantivy_store = EmbeddedStore(tmp / "tantivy", writer=True)
         tantivy_store.ensure()
         sqlite_store = SqliteStore(tmp / "fts5.db")
         rows = []
-        for name, write in (("tantivy", tantivy_store.upsert), ("sqlite-fts5", sqlite_store.upsert)):
+        writers = (("tantivy", tantivy_store.upsert), ("sqlite-fts5", sqlite_store.upsert))
+        for name, write in writers:
             t = time.perf_counter()
             for i in range(0, len(articles), BATCH):
                 write(articles[i: i + BATCH])

@@ -235,8 +235,17 @@ def run_indexer(settings: Settings, stop: threading.Event | None = None, *,
     stop = stop or threading.Event()
     options = options or IndexerOptions()
     ensure_topics(settings)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+    metrics = start_http_server(settings.metrics_port) if settings.metrics_port else None
+    try:
+        return _run(settings, stop, store, options)
+    finally:
+        if metrics is not None:
+            metrics[0].shutdown()
+            metrics[0].server_close()
+
+
+def _run(settings: Settings, stop: threading.Event, store: SearchStore | None,
+         options: IndexerOptions) -> int:
     own_store = store is None
     store = store or open_store(settings, writer=True)
     delay = options.backoff_initial

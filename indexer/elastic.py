@@ -27,7 +27,8 @@ with a ``.std`` sub-field on the ``standard`` analyzer (and ``.english`` on the 
 ``english`` analyzer, stop words and all) for ad-hoc Kibana queries; keyword facets
 ``id, source, feed, language, conflicts, event_types, actors, countries, story_id``
 (normalised like the embedded store); dates ``published`` (falls back to ingested) and
-``ingested``; ``geo`` (``geo_point``, one per location, for the map); ``conflict_score``;
+``ingested``; ``geo`` (``geo_point``, one per location, for Kibana maps); ``places`` (keyword
+``name|country|lat|lon``, what the search page's map aggregates); ``conflict_score``;
 and ``article``: the whole Article, stored but not indexed.
 
 Writes use ``helpers.streaming_bulk`` (retries 429 with capped exponential backoff); the
@@ -62,6 +63,8 @@ from indexer.store import (
     facet_list,
     histogram_buckets,
     hit_from_article,
+    place_keys,
+    place_list,
     plain_snippet,
     to_iso,
     validate,
@@ -108,6 +111,7 @@ def index_template(prefix: str) -> dict[str, Any]:
                     "published": {"type": "date"},
                     "ingested": {"type": "date"},
                     "geo": {"type": "geo_point"},
+                    "places": {"type": "keyword"},
                     "conflict_score": {"type": "float"},
                     "article": {"type": "object", "enabled": False},
                 },
@@ -131,6 +135,7 @@ def es_document(article: Article) -> dict[str, Any]:
         # a bad geocode must not cost the article: out-of-range points are left off the map
         "geo": [{"lat": loc.lat, "lon": loc.lon} for loc in article.locations
                 if -90 <= loc.lat <= 90 and -180 <= loc.lon <= 180],
+        "places": place_keys(article),
         "conflict_score": article.conflict_score,
         "article": {k: v for k, v in plain.items() if k not in ("title", "text")},
     }
@@ -342,6 +347,8 @@ class ElasticStore:
             aggs["__histogram"] = {"date_histogram": {"field": "published",
                                                       "fixed_interval": interval,
                                                       "min_doc_count": 1}}
+        if req.places:
+            aggs["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
         body: dict[str, Any] = {"query": query, "size": size, "from": offset, "sort": sort,
                                 "track_total_hits": True}
         if aggs:
@@ -388,8 +395,11 @@ class ElasticStore:
                 for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
             }
             histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
+        places = place_list([(b["key"], b["doc_count"]) for b in
+                             result_aggs.get("__places", {}).get("buckets", [])], req.places)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2))
+        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
+                            places)
 
     def _story_counts(self, query: dict[str, Any], stories: list[str]) -> dict[str, int]:
         if not stories:

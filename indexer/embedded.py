@@ -7,6 +7,7 @@ Schema (mirrors the Elasticsearch mapping in ``indexer.elastic``):
 - keyword fields ``id, source, feed, language, conflicts, event_types, actors, countries,
   story_id``: raw tokenizer, fast (facets), values normalised by ``query.keyword_values``;
 - ``published`` (falls back to ``ingested``) and ``ingested``: dates, indexed + fast;
+- ``places``: raw fast keyword ``name|country|lat|lon`` per location (the map's aggregation);
 - ``article``: stored bytes, the full Article JSON minus ``title``/``text`` (those are stored
   in their own fields), so ``get()`` returns the whole record, locations included (the map).
 
@@ -44,6 +45,8 @@ from indexer.store import (
     histogram_buckets,
     hit_from_article,
     mark_ranges,
+    place_keys,
+    place_list,
     plain_snippet,
     validate,
 )
@@ -51,7 +54,6 @@ from newswire.records import Article
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 FACET_FETCH = 200  # terms fetched per facet before the stable sort + cut
 
 
@@ -63,6 +65,8 @@ def build_schema() -> tantivy.Schema:
     for name in q.KEYWORD_FIELDS:
         sb.add_text_field(name, stored=False, fast=True, tokenizer_name="raw",
                           index_option="basic")
+    sb.add_text_field("places", stored=False, fast=True, tokenizer_name="raw",
+                      index_option="basic")
     sb.add_date_field("published", indexed=True, fast=True)
     sb.add_date_field("ingested", indexed=True, fast=True)
     sb.add_bytes_field("article", stored=True)
@@ -79,6 +83,8 @@ def article_document(article: Article) -> tantivy.Document:
     for name, values in q.keyword_values(body).items():
         for value in values:
             doc.add_text(name, value)
+    for place in place_keys(article):
+        doc.add_text("places", place)
     doc.add_date("published", effective_published(article))
     doc.add_date("ingested", article.ingested)
     del body["title"], body["text"]
@@ -116,7 +122,11 @@ class EmbeddedStore:
         try:
             index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
         except ValueError as exc:
-            raise StoreError(f"cannot open index at {self.path}: {exc}") from exc
+            hint = ""
+            if "schema does not match" in str(exc):
+                hint = (" (written by another version of newswire: remove the directory and "
+                        "reset the indexer's consumer group to rebuild it from Kafka)")
+            raise StoreError(f"cannot open index at {self.path}: {exc}{hint}") from exc
         index.register_tokenizer(q.ANALYZER_NAME, q.text_analyzer())
         self._index = index
         return index
@@ -253,6 +263,8 @@ class EmbeddedStore:
             interval = {"hour": "1h", "day": "1d", "week": "7d"}[req.histogram]
             aggs["__histogram"] = {"date_histogram": {"field": "published",
                                                       "fixed_interval": interval}}
+        if req.places:
+            aggs["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
         result_aggs = searcher.aggregate(query, aggs) if aggs and total else {}
         facets = {
             f: facet_list([(b["key"], b["doc_count"])
@@ -266,8 +278,11 @@ class EmbeddedStore:
                 for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
             }
             histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
+        places = place_list([(b["key"], b["doc_count"]) for b in
+                             result_aggs.get("__places", {}).get("buckets", [])], req.places)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2))
+        return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
+                            places)
 
     def _story_counts(self, searcher: tantivy.Searcher, query: tantivy.Query,
                       stories: list[str]) -> dict[str, int]:

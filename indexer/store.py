@@ -20,6 +20,9 @@ source, language, conflicts (ids), event_types (ids), countries, actors, story_i
 locations ([{name, country, lat, lon}]), image, snippet, score`` and, when the request
 collapses stories, ``more_outlets`` (int) and ``duplicates`` ([{id, url, title, source}]).
 ``snippet`` is HTML: escaped text with ``<mark>...</mark>`` around matched words.
+
+``SearchResult.places`` (for the map): the most mentioned locations over *all* matching
+articles, ``[{name, country, lat, lon, count}]`` by count, ``SearchRequest.places`` of them.
 """
 
 from __future__ import annotations
@@ -89,10 +92,13 @@ class SearchRequest:
     facet_size: int = FACET_SIZE
     histogram: Literal["hour", "day", "week"] | None = "day"
     collapse_stories: bool = False
+    places: int = 50  # top places (for the map) over ALL matches; 0 = none
 
     def __post_init__(self) -> None:
         if self.page < 1:
             raise ValueError("page must be >= 1")
+        if not 0 <= self.places <= 1000:
+            raise ValueError("places must be between 0 and 1000")
         if not 0 <= self.size <= 500:
             raise ValueError("size must be between 0 and 500")
         if self.page * self.size > MAX_WINDOW:
@@ -136,6 +142,7 @@ class SearchResult:
     page: int = 1
     size: int = 20
     took_ms: float = 0.0
+    places: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The ``newswire search --json`` / API shape."""
@@ -298,6 +305,35 @@ def histogram_buckets(counts: Mapping[datetime, int], interval: str, since: date
     while t <= last:
         out.append({"date": to_iso(t), "count": int(counts.get(t, 0))})
         t += step
+    return out
+
+
+PLACE_SEP = "|"
+
+
+def place_keys(article: Article) -> list[str]:
+    """One keyword per location, ``name|country|lat|lon``: the map aggregates on these."""
+    keys: dict[str, None] = {}
+    for loc in article.locations:
+        if -90 <= loc.lat <= 90 and -180 <= loc.lon <= 180:
+            name = loc.name.replace(PLACE_SEP, " ").strip()
+            keys[f"{name}{PLACE_SEP}{loc.country or ''}{PLACE_SEP}{loc.lat:.4f}"
+                 f"{PLACE_SEP}{loc.lon:.4f}"] = None
+    return list(keys)
+
+
+def place_list(buckets: Sequence[tuple[str, int]], size: int) -> list[dict[str, Any]]:
+    out = []
+    for item in facet_list(buckets, size):
+        parts = item["value"].split(PLACE_SEP)
+        if len(parts) != 4:
+            continue
+        try:
+            lat, lon = float(parts[2]), float(parts[3])
+        except ValueError:
+            continue
+        out.append({"name": parts[0], "country": parts[1] or None, "lat": lat, "lon": lon,
+                    "count": item["count"]})
     return out
 
 

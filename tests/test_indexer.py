@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -152,7 +153,7 @@ def test_decode_splits_good_and_bad_records() -> None:
 
 @pytest.mark.integration
 def test_indexes_dead_letters_commits_and_replays_idempotently(kafka_settings: Settings) -> None:
-    settings = kafka_settings
+    settings = kafka_settings.model_copy(update={"metrics_port": free_port()})
     ensure_topics(settings)
     articles = [art(i) for i in range(25)]
     produce_articles(settings, articles[:20])
@@ -168,6 +169,9 @@ def test_indexes_dead_letters_commits_and_replays_idempotently(kafka_settings: S
         result = reader.search(SearchRequest(query="drone odesa", countries=("UA",)))
         assert result.total == 25
         assert result.facets["countries"] == [{"value": "UA", "count": 25}]
+        metrics = httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics").text
+        assert 'newswire_indexer_documents_total{outcome="rejected"}' in metrics
+        assert "newswire_indexer_bulk_seconds_count" in metrics
 
         letters = dead_letters(settings, 2)
         by_reason = {letter.reason: (letter, headers) for letter, headers in letters}

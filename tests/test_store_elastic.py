@@ -168,6 +168,7 @@ def test_same_hits_facets_and_histogram(query: str,
     assert {h["id"] for h in a.hits} == {h["id"] for h in b.hits}
     assert a.facets == b.facets
     assert a.histogram == b.histogram
+    assert a.places == b.places
 
 
 def test_same_order_by_date_filters_and_collapse(both: tuple[EmbeddedStore, ElasticStore]) -> None:

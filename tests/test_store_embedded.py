@@ -96,6 +96,8 @@ def test_hits_shape_snippet_and_facets(store: EmbeddedStore) -> None:
     assert result.facets["countries"] == [{"value": "SY", "count": 2}, {"value": "TR", "count": 1}]
     assert result.facets["language"] == [{"value": "en", "count": 1}, {"value": "fr", "count": 1}]
     assert result.facets["conflicts"] == [{"value": "us-iran-proxy", "count": 2}]
+    assert result.places == [{"name": "Aleppo", "country": "SY", "lat": 36.2, "lon": 37.15,
+                              "count": 2}]
 
 
 def test_filters_are_ored_within_and_anded_across(store: EmbeddedStore) -> None:
@@ -164,8 +166,8 @@ def test_second_writer_is_refused_readers_are_not(store: EmbeddedStore, tmp_path
 def _cli_search(data_dir: Path, *args: str) -> dict:
     env = {**os.environ, "NEWSWIRE_LOG_LEVEL": "WARNING"}
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("newswire")), "search", "--json", "--data-dir", str(data_dir),
-         *args], capture_output=True, text=True, timeout=60, cwd=REPO, env=env, check=True)
+        [str(Path(sys.executable).with_name("newswire")), "search", "--json", "--data-dir",
+         str(data_dir), *args], capture_output=True, text=True, timeout=60, cwd=REPO, env=env, check=True)
     return json.loads(out.stdout)
 
 

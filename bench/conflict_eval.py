@@ -33,7 +33,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEV = ROOT.parent / "shared" / "data" / "conflict-dev"
-EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"
+EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"  # headlines, used while tuning the rules
+HELDOUT_SET = ROOT / "tests" / "test_tag_heldout.yaml"  # snippets, written before its first run
 
 from processors.tag import Tagger  # noqa: E402
 
@@ -64,15 +65,17 @@ def weighted_f1(gold: list[str], pred: list[str]) -> float:
     return score
 
 
-def eval_own(tagger: Tagger, show: bool) -> dict[str, float]:
-    items = yaml.safe_load(EVAL_SET.read_text(encoding="utf-8"))["items"]
+def eval_own(tagger: Tagger, show: bool, path: Path = EVAL_SET) -> dict[str, float]:
+    """Headlines (one line) are tagged as titles, multi-sentence snippets as body text."""
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))["items"]
     by_lang: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     tp = fp = fn = 0
     first_ok = first_n = 0
     gold_ev: list[str] = []
     pred_ev: list[str] = []
     for it in items:
-        tags = tagger.tag(it["text"], "")
+        snippet = len(it["text"]) > 160
+        tags = tagger.tag(None, it["text"]) if snippet else tagger.tag(it["text"], "")
         gold_rel = it["conflict"] is not None
         rel = tags.conflict_related
         tp += rel and gold_rel
@@ -99,7 +102,7 @@ def eval_own(tagger: Tagger, show: bool) -> dict[str, float]:
     out = {"relevance_p": p, "relevance_r": r, "relevance_f1": f,
            "conflict_first_acc": first_ok / first_n if first_n else 0.0,
            "event_weighted_f1": weighted_f1(gold_ev, pred_ev), "n": len(items)}
-    print(f"own eval set ({len(items)} items, {first_n} conflict items, {len(gold_ev)} with event)")
+    print(f"{path.name} ({len(items)} items, {first_n} conflict items, {len(gold_ev)} with event)")
     print(f"  conflict relevance  P={p:.3f} R={r:.3f} F1={f:.3f}")
     print(f"  conflict ranked first accuracy = {out['conflict_first_acc']:.3f}")
     print(f"  ACLED sub-type weighted F1 (first event type) = {out['event_weighted_f1']:.3f}")
@@ -185,6 +188,7 @@ def main() -> None:
     args = ap.parse_args()
     tagger = Tagger()
     eval_own(tagger, args.show_errors)
+    eval_own(tagger, args.show_errors, HELDOUT_SET)
     eval_bbc(tagger, args.split, args.show_errors)
     eval_india(tagger, args.split, args.show_errors)
     eval_insight(tagger, args.split, args.show_errors)

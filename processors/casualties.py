@@ -72,6 +72,12 @@ _OTHER = [
     ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:ранены|раненых|пострадали|поранені|поранених)", re.I)),
 ]
 _PATTERNS = _EN + _OTHER
+SCAN_CHARS = 6000
+SCAN_SENTENCES = 40
+# a sentence with no digit and no number word cannot carry a figure
+_HAS_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                         r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|dozen|scores|"
+                         r"hundreds|thousands|several|a number)|teen\b", re.I)
 _BREAK = re.compile(r"[.!?।؟]+[\"”’')]*\s+|\n+")
 _ABBREV = {"jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec", "mr", "mrs",
            "ms", "dr", "gen", "col", "lt", "sgt", "capt", "sen", "rep", "gov", "st", "no", "vs",
@@ -131,8 +137,9 @@ def parse_number(raw: str) -> int | None:
 def extract_casualties(text: str) -> Casualties | None:
     """Killed/injured counts with their sentences; None when the story gives no figure."""
     found: dict[str, tuple[int, str]] = {}
-    for sentence in sentences(text):
-        if not sentence or not _GATE.search(sentence):
+    # the toll of the event is stated early; later figures are usually war-long totals
+    for sentence in sentences(text[:SCAN_CHARS])[:SCAN_SENTENCES]:
+        if not sentence or not _GATE.search(sentence) or not _HAS_NUMBER.search(sentence):
             continue
         flat = " ".join(sentence.split())
         for kind, pattern in _PATTERNS:

@@ -36,13 +36,15 @@ log = logging.getLogger(__name__)
 # --- payload kinds -----------------------------------------------------------------------------
 K_ALIAS, K_TERM, K_ACTOR, K_COUNTRY, K_CITY, K_REGION, K_EVENT, K_GROUP, K_VOCAB, K_NEG = range(10)
 _ENTITY_KINDS = frozenset({K_ALIAS, K_TERM, K_ACTOR, K_COUNTRY, K_CITY, K_REGION})
-_WORD_KINDS = frozenset({K_EVENT, K_GROUP, K_VOCAB, K_NEG})
+# each kind of word evidence is its own layer: "kidnapped" is both vocabulary and an event word
+_LAYERS = (_ENTITY_KINDS, frozenset({K_EVENT}), frozenset({K_GROUP}), frozenset({K_VOCAB}),
+           frozenset({K_NEG}))
 PREFIX = 1  # a trailing "*": the match may run on into the word
 CLITIC = 2  # Arabic/Hebrew: one-letter prefixes (و ال ב ה ...) may be glued on the left
 
 # --- weights (tuned on the dev sets and the hand-written eval set; see bench/conflict_eval.py) --
 W_ALIAS = 4.0
-W_TERM = 2.0
+W_TERM = 2.5
 W_ACTOR = 2.5
 W_COUNTRY = 1.2
 TITLE_FACTOR = 2.5
@@ -248,6 +250,9 @@ class Tagger:
         # actors
         self.actor_names: dict[str, str] = {}
         self._actor_ids = {a["name"]: aid for aid, a in tx.actors.items()}
+        self._actor_group = {
+            aid: {"armed_group": "rebels", "militia": "rebels", "armed_forces": "gov_forces"}.get(
+                a.get("kind", ""), "") for aid, a in tx.actors.items()}
         # how much naming an actor says "armed conflict": an armed group more than an army
         self._actor_violence = {
             aid: {"armed_group": 2.0, "militia": 2.0, "armed_forces": 1.0}.get(a.get("kind"), 0.5)
@@ -359,7 +364,7 @@ class Tagger:
         # longest match wins, a match inside a longer one is dropped; names (entities) and
         # event words are resolved apart, so "Russian drones" is both an actor and a drone
         hits: list[_Hit] = []
-        for layer in (_ENTITY_KINDS, _WORD_KINDS):
+        for layer in _LAYERS:
             layered = []
             for start, end, key, payloads in raw:
                 mine = [p for p in payloads if p[0] in layer]
@@ -398,6 +403,10 @@ class Tagger:
                     city_hits.append((h, ref))
                 elif kind == K_GROUP:
                     groups_present.add(ref)
+                elif kind == K_ACTOR:  # a named armed group is a "rebels" word, an army a "gov_forces" one
+                    group = self._actor_group.get(ref)
+                    if group:
+                        groups_present.add(group)
         story_countries = set(country_ev)
         rejected: set[str] = set()
         accepted_cities: dict[str, tuple[gazetteer.Place, float, int]] = {}
@@ -599,14 +608,14 @@ _PLACE_PREFIXES = {"north", "south", "east", "west", "northern", "southern", "ea
                    "lake", "mount", "fort", "saint", "san", "santa", "el", "al", "la", "le"}
 
 
-_UPPER = re.compile(r"[A-Z]")
-_LOWER = re.compile(r"[a-z]")
+_DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _mostly_upper(text: str) -> bool:
     head = text[:2000]
-    up = len(_UPPER.findall(head))
-    low = len(_LOWER.findall(head))
+    up = len(head) - len(head.translate(_DROP_UPPER))
+    low = len(head) - len(head.translate(_DROP_LOWER))
     return up + low > 40 and up > 0.8 * (up + low)
 
 

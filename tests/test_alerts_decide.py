@@ -20,7 +20,7 @@ def make_rule(**kw: object) -> Rule:
 
 def match(rule: Rule, article_id: str, story: str, source: str,
           ingested: datetime = T0) -> MatchEvent:
-    return MatchEvent(rule_id=rule.id, story_id=story, article=ArticleRef(
+    return MatchEvent(rule_ids=(rule.id,), story_id=story, article=ArticleRef(
         id=article_id, url=f"https://{source}/{article_id}", title="t", source=source,
         ingested=ingested))
 

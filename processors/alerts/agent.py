@@ -6,8 +6,8 @@ Flow (every arrow a Kafka topic, every state a changelog-backed table):
   and the in-memory ``RuleIndex`` (rebuilt from the table after recovery and re-synced by a
   timer, so every worker sees every rule without a restart);
 - articles topic -> ``alert-match`` agent: ``RuleIndex.match`` (pure), one ``MatchEvent`` per
-  matched rule to the ``alert-matches`` topic, **keyed by rule id** so all the state of a rule
-  is in one partition;
+  matching article (with the ids of the rules it matched) to the ``alert-matches`` topic,
+  which has ONE partition, so all alert state lives in one place (the alerts table);
 - ``alert-matches`` -> ``alert-decide`` agent: ``decide.on_match``/``on_flush`` (pure) against
   the alert state table (key ``rule|story``, changelog = the compacted alerts topic) and the
   per-rule outbox table; delivery through ``channels.Deliverer``; a channel that still fails
@@ -19,6 +19,7 @@ everything per event, dead-letters it with the reason, and moves on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -64,6 +65,8 @@ class AlertService:
     rules: dict[str, Rule] = field(default_factory=dict)  # all, paused ones too
     raw_rules: dict[str, bytes] = field(default_factory=dict)
     synced: bool = False
+    # rules of one article decided and delivered side by side, at most this many at once
+    limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
     tables: dict[str, Any] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
 
@@ -192,11 +195,11 @@ def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = N
                     service.sync_rules()
                 with MATCH_SECONDS.time():
                     matched = service.index.match(article)
-                at = utcnow()
-                for rule in matched:
-                    MATCHED.inc()
-                    match = MatchEvent.from_article(rule.id, article, at=at)
-                    await matches_topic.send(key=rule.id.encode(), value=match.to_bytes())
+                if matched:
+                    MATCHED.inc(len(matched))
+                    match = MatchEvent.from_article(tuple(r.id for r in matched), article)
+                    key = (article.story_id or article.id).encode()
+                    await matches_topic.send(key=key, value=match.to_bytes())
             except Exception as exc:
                 log.exception("alert match bug article=%s", article.id)
                 await dead_letter(event, "exception", _short(exc), key=article.id)
@@ -209,13 +212,9 @@ def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = N
             except ValidationError as exc:
                 await dead_letter(event, "bad_match", str(exc).splitlines()[0])
                 continue
-            try:
-                await _decide(service, match, dead_letter, event)
-            except Exception as exc:
-                log.exception("alert decision bug rule=%s story=%s", match.rule_id,
-                              match.story_id)
-                await dead_letter(event, "exception", _short(exc),
-                                  key=alert_key(match.rule_id, match.story_id))
+            # one rule's failure must not stop the others; deliveries run side by side
+            await asyncio.gather(*(_decide_safely(service, rule_id, match, dead_letter, event)
+                                   for rule_id in match.rule_ids))
 
     @app.timer(interval=flush_interval, name="alert-flush")
     async def flush_due() -> None:
@@ -226,7 +225,7 @@ def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = N
             except ValidationError:
                 continue
             if box.pending and (box.due is None or box.due <= now):
-                flush = MatchEvent(kind="flush", rule_id=box.rule_id)
+                flush = MatchEvent(kind="flush", rule_ids=(box.rule_id,))
                 await matches_topic.send(key=key, value=flush.to_bytes())
 
     @app.timer(interval=sync_interval, name="alert-rules-sync")
@@ -255,12 +254,23 @@ def _short(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()[:500]
 
 
-async def _decide(service: AlertService, match: MatchEvent, dead_letter: Any,
+async def _decide_safely(service: AlertService, rule_id: str, match: MatchEvent,
+                         dead_letter: Any, event: faust.EventT) -> None:
+    async with service.limit:
+        try:
+            await _decide(service, rule_id, match, dead_letter, event)
+        except Exception as exc:
+            log.exception("alert decision bug rule=%s story=%s", rule_id, match.story_id)
+            await dead_letter(event, "exception", _short(exc),
+                              key=alert_key(rule_id, match.story_id))
+
+
+async def _decide(service: AlertService, rule_id: str, match: MatchEvent, dead_letter: Any,
                   event: faust.EventT) -> None:
     alerts_table = service.tables["alerts"]
     outbox_table = service.tables["outbox"]
-    rule = service.rules.get(match.rule_id)
-    box_key = match.rule_id.encode()
+    rule = service.rules.get(rule_id)
+    box_key = rule_id.encode()
     raw_box = outbox_table.get(box_key)
     outbox = Outbox.from_bytes(raw_box) if raw_box else None
     now = utcnow()
@@ -269,7 +279,7 @@ async def _decide(service: AlertService, match: MatchEvent, dead_letter: Any,
             return
         held = {}
         for story in outbox.pending:
-            raw = alerts_table.get(alert_key(match.rule_id, story).encode())
+            raw = alerts_table.get(alert_key(rule_id, story).encode())
             if raw:
                 held[story] = Alert.from_bytes(raw)
         outcome = on_flush(rule, outbox, held, now)
@@ -277,7 +287,7 @@ async def _decide(service: AlertService, match: MatchEvent, dead_letter: Any,
         if rule is None:  # deleted since the match: nothing to do
             DECISIONS.labels("no_rule").inc()
             return
-        raw = alerts_table.get(alert_key(match.rule_id, match.story_id).encode())
+        raw = alerts_table.get(alert_key(rule_id, match.story_id).encode())
         existing = Alert.from_bytes(raw) if raw else None
         outcome = on_match(rule, match, existing, outbox, now)
     DECISIONS.labels(outcome.reason).inc()

@@ -14,11 +14,15 @@ filed under one of them (plus the few that have no such set) are evaluated in fu
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from indexer.query import (
+    And,
+    Or,
+    Prefix,
     PreparedDoc,
     Query,
     QuerySyntaxError,
@@ -53,6 +57,31 @@ def keyword_filters(filters: RuleFilters) -> dict[str, frozenset[str]]:
     return out
 
 
+PREFIX = "\x00prefix:"  # marks a word-prefix term; never produced by the analyzer
+
+
+def rule_terms(query: Query) -> set[str] | None:
+    """``indexer.query.required_terms``, extended to word prefixes (``kidnap*``).
+
+    A prefix becomes the term ``PREFIX + prefix``; ``RuleIndex.candidates`` looks up every
+    leading part of each article word, so prefix rules need not run against every article.
+    """
+    if isinstance(query, Prefix):
+        return {PREFIX + query.prefix}
+    if isinstance(query, And):
+        options = [s for s in (rule_terms(i) for i in query.items) if s is not None]
+        return min(options, key=len) if options else None
+    if isinstance(query, Or):
+        out: set[str] = set()
+        for item in query.items:
+            sub = rule_terms(item)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    return required_terms(query)
+
+
 def check_rule(rule: Rule) -> str | None:
     """Why a rule cannot be used (bad query), or None."""
     try:
@@ -74,7 +103,7 @@ class CompiledRule:
         query = parse(rule.query)  # raises QuerySyntaxError
         keywords = keyword_filters(rule.filters)
         options: list[set[str]] = []
-        q_terms = required_terms(query)
+        q_terms = rule_terms(query)
         if q_terms is not None:
             options.append(q_terms)
         for field_name, values in keywords.items():
@@ -121,6 +150,7 @@ class RuleIndex:
         self._rules: dict[str, CompiledRule] = {}
         self._by_term: dict[str, set[str]] = {}
         self._always: set[str] = set()
+        self._prefix_lengths: Counter[int] = Counter()  # lengths of indexed prefixes
         for rule in rules:
             self.add(rule)
 
@@ -154,6 +184,8 @@ class RuleIndex:
         else:
             for term in compiled.terms:
                 self._by_term.setdefault(term, set()).add(rule.id)
+                if term.startswith(PREFIX):
+                    self._prefix_lengths[len(term) - len(PREFIX)] += 1
 
     def remove(self, rule_id: str) -> None:
         old = self._rules.pop(rule_id, None)
@@ -162,6 +194,10 @@ class RuleIndex:
         self._always.discard(rule_id)
         for term in old.terms or ():
             ids = self._by_term.get(term)
+            if term.startswith(PREFIX):
+                self._prefix_lengths[len(term) - len(PREFIX)] -= 1
+                if self._prefix_lengths[len(term) - len(PREFIX)] <= 0:
+                    del self._prefix_lengths[len(term) - len(PREFIX)]
             if ids is not None:
                 ids.discard(rule_id)
                 if not ids:
@@ -174,6 +210,12 @@ class RuleIndex:
             ids = by_term.get(term)
             if ids:
                 found |= ids
+            if self._prefix_lengths and "=" not in term:  # a word, not a keyword term
+                for n in self._prefix_lengths:
+                    if n <= len(term):
+                        ids = by_term.get(PREFIX + term[:n])
+                        if ids:
+                            found |= ids
         return found
 
     def match(self, article: Article | Mapping[str, Any]) -> list[Rule]:

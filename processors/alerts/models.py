@@ -37,14 +37,14 @@ class ArticleRef(BaseModel):
 
 
 class MatchEvent(Record):
-    """One article matched one rule; keyed by rule id so one rule's state lives in one place.
+    """One article and the rules it matched: one message per article, not per rule.
 
-    ``kind="flush"`` is a timer's request to send what a digest/throttle queued; it goes
-    through the same agent because only an agent may change a Faust table.
+    ``kind="flush"`` is a timer's request to send what a digest/throttle of ``rule_ids``
+    queued; it goes through the same agent because only an agent may change a Faust table.
     """
 
     kind: Literal["match", "flush"] = "match"
-    rule_id: str
+    rule_ids: tuple[str, ...]
     story_id: str = ""
     article: ArticleRef | None = None
     summary: str | None = None
@@ -54,10 +54,11 @@ class MatchEvent(Record):
     matched_at: UTCDateTime = Field(default_factory=utcnow)
 
     @classmethod
-    def from_article(cls, rule_id: str, article: Article, *, at: Any = None) -> MatchEvent:
+    def from_article(cls, rule_ids: tuple[str, ...], article: Article, *,
+                     at: Any = None) -> MatchEvent:
         snippet = article.summary or (article.text[:400] if article.text else None)
         return cls(
-            rule_id=rule_id,
+            rule_ids=rule_ids,
             story_id=article.story_id or article.id,
             article=ArticleRef(id=article.id, url=article.url, title=article.title,
                                source=article.source, published=article.published,

@@ -249,13 +249,15 @@ def _page_facts(tree: Any, markup: bytes = b"") -> PageFacts:
     if metas.get("og:type", "").lower() in ("liveblog", "article:liveblog"):
         facts.liveblog_markup = True
     facts.lang = tree.get("lang") or metas.get("content-language") or metas.get("og:locale")
-    markers: set[str] = set()
+    found: list[str] = []
     # Most pages name none of the markers anywhere: skip the attribute scan for them.
     if not markup or any(m in markup for m in _MARKER_BYTES):
-        markers = set(_MARKERS.findall(" ".join(tree.xpath("//@class|//@id")).lower()))
-    facts.paywall_markup = bool(markers - _LIVEBLOG_MARKERS)
+        found = _MARKERS.findall(" ".join(tree.xpath("//@class|//@id")).lower())
+    facts.paywall_markup = any(m not in _LIVEBLOG_MARKERS for m in found)
+    # A live blog says so in its structured data; without it, only a page with many
+    # update-like elements counts (a "live" badge on a related link does not).
     facts.liveblog_markup = (facts.liveblog_markup or "liveblogposting" in facts.types
-                             or bool(markers & _LIVEBLOG_MARKERS))
+                             or sum(m in _LIVEBLOG_MARKERS for m in found) >= 5)
     return facts
 
 
@@ -462,10 +464,11 @@ def _drop_unwanted(tree: Any) -> None:
     strip_elements(tree, *_UNWANTED, with_tail=False)
 
 
-def _run_extractor(tree: Any, url: str, *, fast: bool = True) -> str:
+def _run_extractor(tree: Any, url: str, *, fast: bool = True, tables: bool = False) -> str:
     import trafilatura
 
-    doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **_OPTIONS)
+    options = {**_OPTIONS, "include_tables": tables}
+    doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **options)
     return (doc.text or "") if doc is not None else ""
 
 
@@ -547,8 +550,43 @@ def _plausible_author(author: str | None) -> str | None:
     return author
 
 
-def _paragraph_words(tree: Any) -> int:
-    return len(" ".join(tree.xpath("//p//text()")).split())
+def _size(text: str) -> int:
+    """Words, or for scripts written without spaces (CJK, Thai) the equivalent in characters."""
+    words = len(text.split())
+    # Few spaces for its length: count two characters as a word (CJK words are 1-3 characters).
+    return words if len(text) <= 12 * words else len(text) // 2
+
+
+def _recall_pass(data: bytes, url: str, body: str) -> str:
+    """Fast mode gave little. On a fresh tree (ours lost its tables), measure what the page
+    holds in paragraphs and in tables; when that is much more, run the full cascade
+    (readability/jusText comparison), with tables for table-laid-out pages."""
+    tree = _parse(data)
+    if tree is None:
+        return body
+    _strip_code(tree)
+    have = _size(body)
+    in_paragraphs = _size(" ".join(tree.xpath("//p//text()")))
+    in_tables = _size(" ".join(tree.xpath("//td//text()"))) if have < 100 else 0
+    if in_paragraphs > 300 and have < 0.4 * in_paragraphs:
+        fuller = _run_extractor(tree, url, fast=False)
+    elif in_tables > max(3 * have, 40):
+        fuller = _run_extractor(tree, url, fast=False, tables=True)
+    else:
+        return body
+    log.debug("recall pass url=%s size=%d paragraphs=%d tables=%d got=%d", url, have,
+              in_paragraphs, in_tables, _size(fuller))
+    return fuller if _size(fuller) > have else body
+
+
+def _paywalled(facts: PageFacts, words: int) -> bool:
+    """A teaser: paywall markup in the page, or the publisher says the article is not free
+    and states a body (JSON-LD) much longer than what readers get."""
+    if facts.paywall_markup:
+        return True
+    if facts.free is False and facts.bodies:
+        return len(max(facts.bodies, key=len).split()) > 2 * max(words, 1)
+    return False
 
 
 def clean(
@@ -621,29 +659,23 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     body = _run_extractor(tree, url)
     body, _note = _second_opinion(body, facts.bodies)
     body = _with_updates(body, facts.updates)
-    body_words = len(body.split())
-    # Fast mode under-delivered against the page's own paragraphs: the full cascade
-    # (readability/jusText comparison) is worth its cost on this page only.
-    if body_words < 300:
-        page_words = _paragraph_words(tree)
-        if page_words > 300 and body_words < 0.4 * page_words:
-            log.debug("full cascade url=%s words=%d page_words=%d", url, body_words, page_words)
-            fuller = _run_extractor(tree, url, fast=False)
-            if len(fuller.split()) > body_words:
-                body = fuller
-    words = len(_words(body))
+    if _size(body) < 300:
+        body = _recall_pass(data, url, body)
+    words = _size(body)
     title = meta.title or feed_title
 
     if facts.liveblog_markup:
         flags.append("liveblog_index")
-    if words < TEASER_WORDS and (facts.free is False or facts.paywall_markup):
+    if words < TEASER_WORDS and _paywalled(facts, words):
         flags.append("paywall")
+    elif _note == "ld_body" and facts.free is False:
+        flags.append("paywall")  # readers see a teaser; the full text came from the JSON-LD
     if words < TEASER_WORDS and len(_COOKIE.findall(body)) >= 2:
         flags.append("cookie_wall")
 
     if words == 0:
         visible = (tree.text_content() if hasattr(tree, "text_content") else "") or ""
-        if facts.scripts and (len(visible.split()) < 300 or _JS_REQUIRED.search(visible)):
+        if facts.scripts and (_size(visible) < 300 or _JS_REQUIRED.search(visible)):
             return _fallback(*fallback_args, "javascript_shell",
                              f"{facts.scripts} scripts, no text", tuple(flags))
         return _fallback(*fallback_args, "no_text", "extractor found no text", tuple(flags))
@@ -655,12 +687,12 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         flags.append("summary_fallback")
     elif words < MIN_WORDS:
         partial = True
-        if len(_words(summary)) > words:
+        if _size(summary) > words:
             body = summary
             flags.append("summary_fallback")
         else:
             flags.append("short_text")
-    elif "paywall" in flags:
+    elif "paywall" in flags and words < TEASER_WORDS:
         partial = True
 
     canonical = _absolute_http(facts.canonical, url) or _absolute_http(meta.url, url)

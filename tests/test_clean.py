@@ -243,6 +243,66 @@ def test_paywall_teaser_is_flagged_partial() -> None:
     assert "paywall" in result.flags and result.partial
 
 
+def test_short_free_brief_marked_not_free_is_not_a_teaser() -> None:
+    # Wire briefs are short and some publishers mark everything isAccessibleForFree=false.
+    head = ('<script type="application/ld+json">{"@type":"NewsArticle","isAccessibleForFree":'
+            f'false,"articleBody":"{STORY}"}}</script>')
+    result = clean(page(f"<p>{STORY}</p>", head=head), URL)
+    assert isinstance(result, CleanArticle)
+    assert "paywall" not in result.flags
+
+
+def test_not_free_page_showing_a_teaser_takes_the_stated_body() -> None:
+    body = " ".join([STORY] * 6)
+    head = ('<script type="application/ld+json">{"@type":"NewsArticle","isAccessibleForFree":'
+            f'"False","articleBody":"{body}"}}</script>')
+    result = clean(page(f"<p>{STORY}</p>", head=head), URL)
+    assert isinstance(result, CleanArticle)
+    assert "paywall" in result.flags  # readers hit a wall ...
+    assert len(result.text.split()) > 5 * len(STORY.split()) - 5  # ... search gets the story
+    assert not result.partial
+
+
+def test_live_blog_needs_structured_data_or_many_updates() -> None:
+    badge = page(paragraphs(STORY, 4) + "<a class='liveblog-badge' href='/live'>Live</a>")
+    assert "liveblog_index" not in clean(badge, URL).flags  # type: ignore[union-attr]
+    updates = "".join(f"<div class='live-update'><p>{STORY} Update {i}.</p></div>"
+                      for i in range(6))
+    assert "liveblog_index" in clean(page(updates), URL).flags  # type: ignore[union-attr]
+    head = '<script type="application/ld+json">{"@type":"LiveBlogPosting"}</script>'
+    assert "liveblog_index" in clean(page(paragraphs(STORY), head=head), URL).flags  # type: ignore[union-attr]
+
+
+def test_live_blog_updates_from_structured_data_are_kept() -> None:
+    updates = ",".join(
+        f'{{"@type":"BlogPosting","headline":"Update {i}","articleBody":"{STORY} Number {i}."}}'
+        for i in range(8))
+    head = ('<script type="application/ld+json">{"@type":"LiveBlogPosting",'
+            f'"liveBlogUpdate":[{updates}]}}</script>')
+    result = clean(page("<p>Follow our live coverage of the floods.</p>", head=head), URL)
+    assert isinstance(result, CleanArticle)
+    assert "liveblog_index" in result.flags
+    assert "Number 7." in result.text and "Number 0." in result.text
+
+
+def test_page_laid_out_in_tables_still_gives_its_text() -> None:
+    cells = "".join(f"<tr><td>{STORY} Row {i}.</td></tr>" for i in range(6))
+    raw = (f"<html><head><title>Old table page</title></head><body><table>"
+           f"<tr><td><a href='/'>Home</a></td></tr>{cells}</table></body></html>")
+    result = clean(raw, URL)
+    assert isinstance(result, CleanArticle)
+    assert "survivors" in result.text and not result.partial
+
+
+def test_cjk_page_is_not_mistaken_for_a_javascript_shell() -> None:
+    text = "救援队连夜搜寻幸存者，此前河水决堤，淹没了山谷中的三个村庄，官员周二表示。" * 8
+    raw = (f"<html><head><script src='/a.js'></script></head><body><table><tr><td>{text}"
+           "</td></tr></table></body></html>")
+    result = clean(raw.encode(), URL)
+    assert isinstance(result, CleanArticle)
+    assert result.language == "zh" and "幸存者" in result.text
+
+
 def test_free_long_article_is_not_flagged() -> None:
     result = clean(page(paragraphs(STORY, 6)), URL)
     assert isinstance(result, CleanArticle)
@@ -265,6 +325,14 @@ def test_cookie_wall_uses_feed_summary() -> None:
 def test_clean_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
     result = clean(raw, URL, content_type="text/html")
     assert isinstance(result, (CleanArticle, Rejected))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000), st.one_of(st.none(), st.text(max_size=60)))
+def test_decoding_never_raises_and_gives_text(raw: bytes, content_type: str | None) -> None:
+    text, encoding = decode_html(raw, content_type)
+    assert isinstance(text, str) and encoding
+    assert "\x00" not in text
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -171,14 +171,18 @@ class Indexer:
                 record = by_id.get(rej.id)
                 if record is not None:
                     dead.append(Dead(record, "rejected", rej.reason))
+        sent = []
         for d in dead:
             log.warning("dead letter stage=index topic=%s partition=%s offset=%s reason=%s "
                         "error=%s", d.record.topic, d.record.partition, d.record.offset,
                         d.reason, (d.error or "")[:200])
             value, headers = dead_letter_message(d)
-            self.producer.send(self.dlq_topic, key=d.record.key, value=value, headers=headers)
-        if dead:
+            sent.append(self.producer.send(self.dlq_topic, key=d.record.key, value=value,
+                                           headers=headers))
+        if sent:
             self.producer.flush(timeout=30)
+            for future in sent:
+                future.get(timeout=0)  # a dead letter that did not land: crash, commit nothing
         DOCS.labels("indexed").inc(len(articles) - len(rejections))
         DOCS.labels("rejected").inc(len(rejections))
         DOCS.labels("undecodable").inc(len(dead) - len(rejections))
@@ -223,7 +227,9 @@ class Indexer:
         while time.monotonic() < end:
             if self.stop.wait(min(0.5, max(0.0, end - time.monotonic()))):
                 return True
-            self.consumer.poll(timeout_ms=0)  # partitions paused: returns nothing
+            polled = self.consumer.poll(timeout_ms=0)  # partitions paused: returns nothing
+            for tp, records in polled.items():  # ...but never skip a record if it did
+                self.consumer.seek(tp, records[0].offset)
         return self.stop.is_set()
 
 

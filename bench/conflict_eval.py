@@ -6,10 +6,10 @@ What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
 - BBC_News: label 1 = politics, 0 = sport/business/tech/entertainment. Politics is not armed
   conflict, so the honest figure is the false-positive rate of `conflict_related` on the
   non-politics stories (and, for information only, the rate on politics).
-- IndiaPoliceEvents_docs: five police-action labels (columns: kill, arrest, fail to act, force,
-  any action: see the printed per-column counts). Any positive = a police/violence event story,
-  so we report P/R/F1 of `conflict_related` against "any label", and `arrests` recall on the
-  arrest column.
+- IndiaPoliceEvents_docs: five police-action label columns (kill, arrest, fail to act, force,
+  any action; the file does not name them, the per-column counts are printed). Any positive =
+  a police-event story; we report P/R/F1 of `conflict_related` against "any label", recall per
+  column, and `arrests` recall on the second (arrest) column.
 - insightCrime: seven organised-crime topic labels, no "not crime" class: we report the share
   tagged conflict-related and how often a Latin American conflict (colombia, mexico-cartels,
   haiti, ecuador-gangs) is named first when the story names such a country.
@@ -129,6 +129,7 @@ def eval_bbc(tagger: Tagger, split: str, show: bool) -> None:
 def eval_india(tagger: Tagger, split: str, show: bool) -> None:
     data = rows("IndiaPoliceEvents_docs", split)
     cols = Counter()
+    col_hit = Counter()
     tp = fp = fn = 0
     arrest_tp = arrest_n = 0
     for r in data:
@@ -137,6 +138,8 @@ def eval_india(tagger: Tagger, split: str, show: bool) -> None:
             cols[i] += v
         gold = any(labels)
         tags = tagger.tag(None, text)
+        for i, v in enumerate(labels):
+            col_hit[i] += v and tags.conflict_related
         tp += tags.conflict_related and gold
         fp += tags.conflict_related and not gold
         fn += gold and not tags.conflict_related
@@ -146,6 +149,10 @@ def eval_india(tagger: Tagger, split: str, show: bool) -> None:
     p, r_, f = prf(tp, fp, fn)
     print(f"IndiaPoliceEvents_docs/{split}: n={len(data)} positives per column={dict(cols)}")
     print(f"  conflict_related vs any police-event label: P={p:.3f} R={r_:.3f} F1={f:.3f}")
+    print("  recall of conflict_related per label column: "
+          + ", ".join(f"col{i + 1} {col_hit[i]}/{cols[i]}" for i in sorted(cols)))
+    print("  (the columns are police actions, several of them non-violent, e.g. a peaceful bandh;"
+          " only the killing/force columns are political violence in the ACLED sense)")
     print(f"  `arrests` event type recall on arrest-labelled docs: {arrest_tp}/{arrest_n}")
 
 

@@ -290,7 +290,7 @@ class Tagger:
         self.person_verbs = {n.lower() for n in places.get("person_verbs") or ()}
         for name, place in gazetteer.regions(places).items():
             add(name, K_REGION, place, 1.0)
-        city_map = gazetteer.cities(frozenset(conflict_countries))
+        city_map = gazetteer.cities(frozenset(places.get("focus_countries") or ()))
         n_city = 0
         for name, cands in city_map.items():
             key, flags = _key(name)

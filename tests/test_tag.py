@@ -15,10 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.casualties import extract_casualties, parse_number
+from processors import tag as tag_module
 from processors.tag import Tagger, normalize, tag, tag_record
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"
+HELDOUT_SET = ROOT / "tests" / "test_tag_heldout.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +111,14 @@ def test_multilingual_headlines(tagger: Tagger, headline: str, expected: str, ev
         assert tags.event_types[0].id == event, [e.id for e in tags.event_types]
 
 
-def test_eval_set_quality_floor(tagger: Tagger) -> None:
-    # the hand-written set in tests/test_tag_eval.yaml; bench/conflict_eval.py prints the detail
-    items = yaml.safe_load(EVAL_SET.read_text(encoding="utf-8"))["items"]
+@pytest.mark.parametrize("path", [EVAL_SET, HELDOUT_SET], ids=["headlines", "snippets"])
+def test_eval_set_quality_floor(tagger: Tagger, path: Path) -> None:
+    # the hand-written sets in tests/; bench/conflict_eval.py prints the detail per language
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))["items"]
     first_ok = rel_ok = ev_ok = n_conf = n_ev = 0
     for it in items:
-        tags = tagger.tag(it["text"], "")
+        snippet = len(it["text"]) > 160
+        tags = tagger.tag(None, it["text"]) if snippet else tagger.tag(it["text"], "")
         rel_ok += tags.conflict_related == (it["conflict"] is not None)
         if it["conflict"]:
             n_conf += 1
@@ -173,7 +177,7 @@ def test_casualty_numbers() -> None:
     assert parse_number("forty-two") == 42 and parse_number("1.500") == 1500
 
 
-def test_operator_taxonomy_override_tags_a_new_conflict(tmp_path: Path) -> None:
+def test_operator_taxonomy_override_tags_a_new_conflict(tagger: Tagger, tmp_path: Path) -> None:
     f = tmp_path / "mine.yaml"
     f.write_text(
         "version: 2\n"
@@ -190,12 +194,27 @@ def test_operator_taxonomy_override_tags_a_new_conflict(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     headline = "ZLF fighters kill 12 soldiers in ambush near Port Zorg, Zorgania"
-    assert not Tagger().tag(headline, "").conflicts or Tagger().tag(headline, "").conflicts[0].id != "zorgania"
+    assert all(c.id != "zorgania" for c in tagger.tag(headline, "").conflicts)
     tags = Tagger(f).tag(headline, "")
     assert tags.conflict_related
     assert tags.conflicts[0].id == "zorgania"
     assert "Zorgan Liberation Front" in tags.actors
     assert tags.casualties is not None and tags.casualties.killed == 12
+
+
+def test_configure_switches_the_process_default(tmp_path: Path) -> None:
+    f = tmp_path / "only.yaml"
+    f.write_text("version: 1\nconflicts:\n  - id: solo\n    name: Solo war\n"
+                 "    aliases: [Solo war]\n    terms: [Soloville]\n", encoding="utf-8")
+    saved = tag_module._default, tag_module._default_path
+    try:
+        tag_module.configure(f)
+        tags = tag("Shelling in Soloville kills 4 as the Solo war escalates", "")
+        assert [c.id for c in tags.conflicts] == ["solo"]  # the built-in conflicts are replaced
+        assert tag_module.default_tagger().taxonomy.version == "only.yaml-1"
+    finally:
+        tag_module._default, tag_module._default_path = saved
+    assert all(c.id != "solo" for c in tag("Shelling in Soloville kills 4", "").conflicts)
 
 
 def test_tag_record_contract() -> None:

@@ -18,6 +18,7 @@ import yaml
 log = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
 ACLED_SUB_TYPES = (
     "armed_clash", "government_regains_territory", "non_state_actor_overtakes_territory",
     "chemical_weapon", "air_drone_strike", "suicide_bomb", "shelling_artillery_missile_attack",
@@ -50,7 +51,7 @@ class Taxonomy:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 (safe loader)
     except OSError as exc:
         raise TaxonomyError(f"cannot read taxonomy file {path}: {exc}") from exc
     except yaml.YAMLError as exc:

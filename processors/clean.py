@@ -121,7 +121,7 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     """Language of ``text`` (offline, py3langid), trusting the page's lang hint when the
     text is too short or the model unsure."""
     hint = normalise_language(hint)
-    sample = text[:1200]
+    sample = text[:600]
     if len(sample.strip()) < 20:
         return hint
     lang, prob = _identifier().classify(sample)
@@ -445,6 +445,7 @@ _OPTIONS: dict[str, Any] = {
     "include_tables": False,  # news tables are mostly sidebars, score boxes, market data
     "deduplicate": False,
     "with_metadata": False,  # ours is cheaper: see _metadata
+    "include_links": True,  # to recognise lines that are only a link: _drop_link_lines
 }
 
 
@@ -469,7 +470,27 @@ def _run_extractor(tree: Any, url: str, *, fast: bool = True, tables: bool = Fal
 
     options = {**_OPTIONS, "include_tables": tables}
     doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **options)
-    return (doc.text or "") if doc is not None else ""
+    return _drop_link_lines((doc.text or "") if doc is not None else "")
+
+
+# trafilatura renders kept links as [anchor](target) when include_links is on.
+_LINK = re.compile(r"\[([^\[\]\n]{0,500})\]\(([^()\s]{0,2000})\)")
+
+
+def _drop_link_lines(text: str) -> str:
+    """Drop lines that are nothing but a link (related-story headlines, "CLICK HERE TO GET THE
+    APP", section crumbs), then turn the remaining links back into their plain anchor text."""
+    if "](" not in text:
+        return text
+    kept = []
+    for line in text.split("\n"):
+        plain = _LINK.sub(r"\1", line)
+        if plain != line:
+            linked = sum(len(m.group(1)) for m in _LINK.finditer(line))
+            if linked >= 0.9 * len(plain.strip(" .:;-|")):
+                continue
+        kept.append(plain)
+    return "\n".join(kept)
 
 
 def _metadata(tree: Any, url: str, need_date: bool) -> Any:

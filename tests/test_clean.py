@@ -303,6 +303,18 @@ def test_cjk_page_is_not_mistaken_for_a_javascript_shell() -> None:
     assert result.language == "zh" and "幸存者" in result.text
 
 
+def test_lines_that_are_only_a_link_are_dropped_inline_links_kept() -> None:
+    body = (f"<p>{STORY}</p><p><a href='/other-story'>MAN SAVES DOG FROM RIVER IN DRAMATIC "
+            f"RESCUE</a></p><p>The <a href='/gov'>regional governor</a> visited. {STORY}</p>"
+            "<p><strong><a href='/app'>CLICK HERE TO GET THE NEWS APP</a></strong></p>"
+            f"<p>{STORY}</p>")
+    result = clean(page(body), URL)
+    assert isinstance(result, CleanArticle)
+    assert "DRAMATIC" not in result.text and "CLICK HERE" not in result.text
+    assert "The regional governor visited." in result.text
+    assert "](" not in result.text
+
+
 def test_free_long_article_is_not_flagged() -> None:
     result = clean(page(paragraphs(STORY, 6)), URL)
     assert isinstance(result, CleanArticle)

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from newswire.records import Article, FeedEntry, Tags, utcnow
+from newswire.records import Article, FeedEntry, Tags
 from newswire.settings import Settings
 from processors.clean import Rejected, build_article, clean
 from processors.fingerprint import StoryIndex, simhash
@@ -72,7 +72,7 @@ def reprocess_page(page: StoredPage, tagger: Tagger) -> Outcome:
     fingerprint = simhash(cleaned.text) if cleaned.text else None
     article = build_article(entry, cleaned, tags, story_id=None,
                             fingerprint=f"{fingerprint:016x}" if fingerprint is not None else None,
-                            ingested=utcnow())
+                            ingested=page.fetched_at)  # when it first came in, not now
     return Outcome(article, fingerprint)
 
 

@@ -116,6 +116,7 @@ def test_reprocess_turns_stored_pages_into_articles(tmp_path: Path) -> None:
     assert {a.id for a in sent} == {e.key for e in entries}
     for article in sent:
         assert article.text and article.language == "en" and article.fingerprint
+        assert article.ingested.date() == T0.date()  # the fetch time, not the rerun's
         assert article.story_id == article.id  # three different stories
     # Running again keeps story ids (assign is idempotent by article id).
     again: list[Article] = []
@@ -131,14 +132,18 @@ def test_reprocess_turns_stored_pages_into_articles(tmp_path: Path) -> None:
 def test_reprocess_command_publishes_to_kafka(kafka_settings: Settings) -> None:
     from kafka import KafkaConsumer
 
-    from processors.cli import reprocess_cmd
+    from newswire.cli import main
 
     store = PageStore(pages_path(kafka_settings))
     entries = _fill(store)
     store.close()
-    result = CliRunner().invoke(reprocess_cmd, ["--since", "2024-03-01", "--no-progress"],
-                                obj=kafka_settings, catch_exceptions=False)
+    env = {"NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers or "",
+           "NEWSWIRE_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix}
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(kafka_settings.data_dir), "reprocess", "--since", "2024-03-01"],
+        env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert "reprocess: 100%" in result.output  # the progress bar
     assert "3 articles published" in result.output and "binary_content=1" in result.output
     assert stories_path(kafka_settings).exists()
 

@@ -15,6 +15,7 @@ path (each ProcessPoolExecutor worker compiles its own copy once).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import re
@@ -269,7 +270,9 @@ class Tagger:
             self.sub_types[sid] = {"event_type": st.get("event_type", "other"),
                                    "with": dict(st.get("with") or {})}
             for s, w in (st.get("terms") or {}).items():
-                if isinstance(w, (int, float)) and w > 0:
+                # negative weights mark phrases that look like the sub-type but are not
+                # ("called for a ceasefire" is no agreement); the longest match wins
+                if isinstance(w, (int, float)) and w != 0:
                     if str(s).isupper() and len(str(s)) <= 5:
                         add(str(s), K_EVENT, sid, float(w), cs=True)
                     else:
@@ -321,10 +324,8 @@ class Tagger:
     # --- scan -----------------------------------------------------------------------------------
     def _scan(self, doc: str, body_start: int) -> tuple[list[_Hit], str, list[int] | None]:
         norm, index = normalize(doc)
-        n = len(norm)
         body_norm = body_start
         if index is not None:  # where the body starts in normalised coordinates
-            import bisect
             body_norm = bisect.bisect_left(index, body_start)
 
         def factor(pos: int) -> float:
@@ -349,15 +350,11 @@ class Tagger:
             raw.append((start, end, key, payloads))
         # case-sensitive acronyms on the original text, unless the whole text is capitals
         if self._cs_regex is not None and not _mostly_upper(doc):
-            orig_to_norm = None
             for m in self._cs_regex.finditer(doc):
                 s, e = m.span()
                 if index is not None:
-                    if orig_to_norm is None:
-                        import bisect
-                        orig_to_norm = bisect
-                    s2 = orig_to_norm.bisect_left(index, s)
-                    e2 = orig_to_norm.bisect_left(index, e)
+                    s2 = bisect.bisect_left(index, s)
+                    e2 = bisect.bisect_left(index, e)
                 else:
                     s2, e2 = s, e
                 raw.append((s2, e2, m.group(), list(self._cs_payloads[m.group()])))
@@ -472,7 +469,7 @@ class Tagger:
                         sides_hit[cid].add(side)
                 elif kind == K_EVENT:
                     events[ref][h.key].append(h.factor)
-                    event_w[(ref, h.key)] = max(w, event_w.get((ref, h.key), 0.0))
+                    event_w[(ref, h.key)] = w
                 elif kind == K_VOCAB:
                     vocab[h.key].append(h.factor)
                     vocab_w[h.key] = w
@@ -513,7 +510,7 @@ class Tagger:
             total = sum(_accumulate(f) * event_w[(sid, k)] for k, f in items.items())
             for group, bonus in (self.sub_types.get(sid, {}).get("with") or {}).items():
                 total = total + bonus if group in groups_present else total * 0.5
-            event_raw[sid] = total
+            event_raw[sid] = max(0.0, total)
 
         v = sum(_accumulate(f) * vocab_w[k] for k, f in vocab.items())
         v += sum(_accumulate(f) for f in armed.values())  # armed groups are conflict words too

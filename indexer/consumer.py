@@ -2,7 +2,7 @@
 
 Loop: poll -> batch (``batch_size`` records or ``linger`` seconds) -> decode -> ``store.upsert``
 -> dead-letter what could not be decoded or was refused -> flush the dead letters -> commit
-the offsets. Nothing is committed before the store (and the DLQ) has the batch, so a crash
+the offsets. One batch is written (in a worker thread) while the next is fetched and decoded. Nothing is committed before the store (and the DLQ) has the batch, so a crash
 replays it and the replay overwrites by id.
 
 While the store is unreachable (:class:`indexer.store.StoreUnavailable`) the consumer pauses
@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -115,6 +116,17 @@ def commit_offsets(records: Iterable[ConsumerRecord]) -> dict[TopicPartition, Of
     return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in top.items()}
 
 
+@dataclass
+class InFlight:
+    """A decoded batch and, once started, the future of its store write."""
+
+    records: list[ConsumerRecord]
+    pairs: list[tuple[ConsumerRecord, Article]]
+    dead: list[Dead]
+    articles: list[Article]
+    future: Future[list[Rejection]] | None = None
+
+
 class Indexer:
     def __init__(self, settings: Settings, store: SearchStore, stop: threading.Event,
                  options: IndexerOptions) -> None:
@@ -132,6 +144,7 @@ class Indexer:
         self.producer = KafkaProducer(client_id="newswire-indexer-dlq", acks="all",
                                       linger_ms=20, **cfg)
         self.indexed = 0
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-write")
 
     def close(self) -> None:
         for closer in (self.consumer.close, self.producer.close):
@@ -141,30 +154,75 @@ class Indexer:
                 log.warning("kafka client close failed error=%s", exc)
 
     def run(self) -> None:
+        """Poll and write, one batch in flight: while the store writes batch N (tantivy and
+        Elasticsearch release the GIL), batch N+1 is fetched and decoded. Offsets are
+        committed in order, each only after its own batch is written."""
         batch: list[ConsumerRecord] = []
         deadline = 0.0
-        while not self.stop.is_set():
-            room = self.options.batch_size - len(batch)
-            polled = self.consumer.poll(timeout_ms=int(self.options.poll_timeout * 1000),
-                                        max_records=room)
-            for records in polled.values():
-                batch.extend(records)
-            if batch and not deadline:
-                deadline = time.monotonic() + self.options.linger
-            if batch and (len(batch) >= self.options.batch_size or time.monotonic() >= deadline):
-                if not self.flush(batch):
-                    return
-                batch, deadline = [], 0.0
-        if batch:  # stop requested: finish what we hold
-            self.flush(batch)
+        pending: InFlight | None = None
+        try:
+            while not self.stop.is_set():
+                room = self.options.batch_size - len(batch)
+                polled = self.consumer.poll(timeout_ms=int(self.options.poll_timeout * 1000),
+                                            max_records=room)
+                for records in polled.values():
+                    batch.extend(records)
+                if batch and not deadline:
+                    deadline = time.monotonic() + self.options.linger
+                if batch and (len(batch) >= self.options.batch_size
+                              or time.monotonic() >= deadline):
+                    prepared = self.prepare(batch)  # overlaps the write of `pending`
+                    if pending is not None and not self.finish(pending):
+                        return
+                    pending = self.start(prepared)
+                    batch, deadline = [], 0.0
+                elif pending is not None and (pending.future is None or pending.future.done()):
+                    done, pending = pending, None  # commit promptly when input is quiet
+                    if not self.finish(done):
+                        return
+            # stop requested: finish what we hold
+            if pending is not None and not self.finish(pending):
+                return
+            if batch:
+                self.finish(self.start(self.prepare(batch)))
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def prepare(self, batch: list[ConsumerRecord]) -> InFlight:
+        pairs, dead = decode(batch)
+        return InFlight(batch, pairs, dead, latest_per_id(pairs))
+
+    def start(self, item: InFlight) -> InFlight:
+        if item.articles:
+            item.future = self.pool.submit(self._timed_upsert, item.articles)
+        return item
+
+    def _timed_upsert(self, articles: list[Article]) -> list[Rejection]:
+        started = time.perf_counter()
+        rejections = self.store.upsert(articles)
+        BULK_SECONDS.observe(time.perf_counter() - started)
+        return rejections
 
     def flush(self, batch: list[ConsumerRecord]) -> bool:
-        """Write a batch, dead-letter the bad ones, commit. False: stopped with nothing done."""
-        pairs, dead = decode(batch)
-        articles = latest_per_id(pairs)
-        rejections = self._upsert(articles) if articles else []
+        """Write one batch synchronously, dead-letter, commit (see :meth:`finish`)."""
+        return self.finish(self.prepare(batch))
+
+    def finish(self, item: InFlight) -> bool:
+        """Wait for the batch's write (retrying while the store is down), dead-letter the bad
+        records, then commit. False: stopped before the batch could be written."""
+        rejections: list[Rejection] | None = []
+        if item.future is not None:
+            try:
+                rejections = item.future.result()
+            except StoreUnavailable as exc:
+                STORE_DOWN.inc()
+                log.warning("search store unavailable error=%s", exc)
+                rejections = self._upsert(item.articles)
+        elif item.articles:
+            rejections = self._upsert(item.articles)
         if rejections is None:
             return False
+        pairs, dead, articles, batch = item.pairs, list(item.dead), item.articles, item.records
         if rejections:
             by_id: dict[str, ConsumerRecord] = {a.id: r for r, a in pairs}
             for rej in rejections:
@@ -183,15 +241,15 @@ class Indexer:
             self.producer.flush(timeout=30)
             for future in sent:
                 future.get(timeout=0)  # a dead letter that did not land: crash, commit nothing
-        DOCS.labels("indexed").inc(len(articles) - len(rejections))
-        DOCS.labels("rejected").inc(len(rejections))
-        DOCS.labels("undecodable").inc(len(dead) - len(rejections))
-        self.indexed += len(articles) - len(rejections)
         try:
             self.consumer.commit(commit_offsets(batch))
         except CommitFailedError as exc:
             # The group rebalanced away from us; the batch is re-read and re-upserted (idempotent).
             log.warning("offset commit failed, batch will be replayed error=%s", exc)
+        DOCS.labels("indexed").inc(len(articles) - len(rejections))
+        DOCS.labels("rejected").inc(len(rejections))
+        DOCS.labels("undecodable").inc(len(dead) - len(rejections))
+        self.indexed += len(articles) - len(rejections)
         log.info("batch indexed records=%d documents=%d dead=%d", len(batch),
                  len(articles) - len(rejections), len(dead))
         return True
@@ -201,11 +259,8 @@ class Indexer:
         paused = False
         try:
             while True:
-                started = time.perf_counter()
                 try:
-                    rejections = self.store.upsert(articles)
-                    BULK_SECONDS.observe(time.perf_counter() - started)
-                    return rejections
+                    return self._timed_upsert(articles)
                 except StoreUnavailable as exc:
                     STORE_DOWN.inc()
                     log.warning("search store unavailable, retrying in %.1fs error=%s",

@@ -48,25 +48,49 @@ _EN = [
     ("killed", re.compile(rf"\b{QUAL}{NUM} {KILL_N}\b", re.I)),
     ("injured", re.compile(rf"\b{QUAL}{NUM} (?:others |people |more )?{INJ_N}\b", re.I)),
 ]
-D = r"(?P<num>\d{1,3}(?:[,.\u202f ]\d{3})+|\d+)"
+# number words of the other languages we read (small counts are often spelled out)
+_ML_WORDS = {
+    # French
+    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7,
+    "huit": 8, "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "quinze": 15, "vingt": 20,
+    "trente": 30, "quarante": 40, "cinquante": 50, "cent": 100, "une dizaine": 10,
+    "une douzaine": 12, "une quinzaine": 15, "une vingtaine": 20, "une trentaine": 30,
+    "une cinquantaine": 50, "une centaine": 100, "des dizaines": 12, "plusieurs dizaines": 12,
+    "des centaines": 100,
+    # Arabic
+    "اثنان": 2, "اثنين": 2, "ثلاثة": 3, "أربعة": 4, "خمسة": 5, "ستة": 6, "سبعة": 7, "ثمانية": 8,
+    "تسعة": 9, "عشرة": 10, "عشرات": 12, "مئات": 100,
+    # Hebrew
+    "שניים": 2, "שני": 2, "שתי": 2, "שלושה": 3, "שלוש": 3, "ארבעה": 4, "ארבע": 4, "חמישה": 5,
+    "חמש": 5, "שישה": 6, "שש": 6, "שבעה": 7, "שמונה": 8, "תשעה": 9, "עשרה": 10, "עשרות": 12,
+    # Hindi
+    "एक": 1, "दो": 2, "तीन": 3, "चार": 4, "पांच": 5, "पाँच": 5, "छह": 6, "सात": 7, "आठ": 8,
+    "नौ": 9, "दस": 10, "दर्जनों": 12, "सैकड़ों": 100,
+    # Russian / Ukrainian
+    "два": 2, "двое": 2, "двоє": 2, "три": 3, "трое": 3, "троє": 3, "четыре": 4, "чотири": 4,
+    "пять": 5, "пятеро": 5, "п'ять": 5, "шесть": 6, "шість": 6, "десять": 10, "десятки": 12,
+}  # fmt: skip
+_ML_ALT = "|".join(re.escape(w) for w in sorted(_ML_WORDS, key=len, reverse=True))
+D = rf"(?P<num>\d{{1,3}}(?:[,.\u202f ]\d{{3}})+|\d+|(?<!\w)(?:{_ML_ALT})(?!\w))"
 _OTHER = [
     # French
-    ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,3}}?(?:morts|tués|tuées|tué|mort)\b", re.I)),
-    ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,3}}?(?:blessés|blessées|blessé)\b", re.I)),
+    ("killed", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:morts|tués|tuées|tué|mort)\b", re.I)),
+    ("injured", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:blessés|blessées|blessé)\b", re.I)),
     ("killed", re.compile(rf"\b(?:tuant|coûté la vie à|fait) (?:au moins )?{D}\b", re.I)),
     # Arabic
     ("killed", re.compile(rf"(?:مقتل|استشهاد|قتل) (?:نحو |أكثر من |ما لا يقل عن )?{D}")),
-    ("killed", re.compile(rf"{D} (?:قتيلا|قتيلاً|قتلى|شهيدا|شهيداً|شهداء)")),
+    ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:قتيلا|قتيلاً|قتلى|شهيدا|شهيداً|شهداء|استشهدوا|قتلوا|لقوا حتفهم)")),
     ("injured", re.compile(rf"(?:إصابة|جرح) (?:نحو |أكثر من )?{D}")),
-    ("injured", re.compile(rf"{D} (?:جريحا|جريحاً|جرحى|مصابا|مصابين)")),
+    ("injured", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:جريحا|جريحاً|جرحى|مصابا|مصابين|أصيبوا|اصيبوا)")),
     # Hebrew
-    ("killed", re.compile(rf"{D} (?:הרוגים|הרוגות|חללים|נהרגו)")),
+    ("killed", re.compile(rf"{D} (?:\S+ ){{0,2}}?(?:הרוגים|הרוגות|חללים|נהרגו|נרצחו)")),
     ("killed", re.compile(rf"(?:נהרגו|נרצחו) (?:\S+ ){{0,2}}?{D}")),
-    ("injured", re.compile(rf"{D} (?:פצועים|פצועות|נפצעו)")),
+    ("injured", re.compile(rf"{D} (?:\S+ ){{0,2}}?(?:פצועים|פצועות|נפצעו)")),
     ("injured", re.compile(rf"(?:נפצעו) (?:\S+ ){{0,2}}?{D}")),
     # Hindi
     ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:की मौत|मारे गए|मारे गये|शहीद|मौत)")),
     ("injured", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:घायल)")),
+    ("killed", re.compile(rf"{D} (?:\S+ ){{0,2}}?(?:को मार गिराया|को ढेर|ढेर)")),
     # Russian / Ukrainian
     ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:погибли|погибших|убиты|убитых|загинули|загиблих|вбиті)", re.I)),
     ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:ранены|раненых|пострадали|поранені|поранених)", re.I)),
@@ -77,7 +101,7 @@ SCAN_SENTENCES = 40
 # a sentence with no digit and no number word cannot carry a figure
 _HAS_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                          r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|dozen|scores|"
-                         r"hundreds|thousands|several|a number)|teen\b", re.I)
+                         r"hundreds|thousands|several|a number)|teen\b|" + _ML_ALT, re.I)
 _BREAK = re.compile(r"[.!?।؟]+[\"”’')]*\s+|\n+")
 _ABBREV = {"jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec", "mr", "mrs",
            "ms", "dr", "gen", "col", "lt", "sgt", "capt", "sen", "rep", "gov", "st", "no", "vs",
@@ -102,13 +126,15 @@ def sentences(text: str) -> list[str]:
 _GATE = re.compile(
     r"kill|dead|died|death|slain|injur|wound|hurt|toll|perish|execut|massacr|lives|"
     r"mort|tué|bless|coûté|مقتل|قتل|قتي|شهد|شهي|إصاب|جرح|جري|مصاب|הרוג|נהרג|חלל|פצוע|נפצע|נרצח|"
-    r"मौत|मारे|शहीद|घायल|погиб|убит|ранен|пострада|загин|вбит|поранен", re.I)
+    r"मौत|मारे|मार गिरा|ढेर|शहीद|घायल|погиб|убит|ранен|пострада|загин|вбит|поранен|استشهد|أصيب|اصيب|لقوا", re.I)
 
 
 def parse_number(raw: str) -> int | None:
-    s = raw.strip().lower()
+    s = " ".join(raw.strip().lower().split())
     if not s:
         return None
+    if s in _ML_WORDS:
+        return _ML_WORDS[s]
     digits = re.sub(r"[,.\u202f ]", "", s)
     if digits.isdigit():
         return int(digits)
@@ -142,16 +168,20 @@ def extract_casualties(text: str) -> Casualties | None:
         if not sentence or not _GATE.search(sentence) or not _HAS_NUMBER.search(sentence):
             continue
         flat = " ".join(sentence.split())
+        best: dict[str, tuple[int, int]] = {}  # kind -> (position, value): earliest figure wins
         for kind, pattern in _PATTERNS:
             if kind in found:
                 continue
-            hit = pattern.search(flat)
-            if hit is None:
-                continue
-            value = parse_number(hit.group("num"))
-            # a year or an age is not a toll
-            if value is None or value > 1_000_000 or (1900 <= value <= 2100 and hit.group("num").isdigit()):
-                continue
+            for hit in pattern.finditer(flat):
+                value = parse_number(hit.group("num"))
+                # a year or an age is not a toll
+                if value is None or value > 1_000_000 or (
+                        1900 <= value <= 2100 and hit.group("num").isdigit()):
+                    continue
+                if kind not in best or hit.start("num") < best[kind][0]:
+                    best[kind] = (hit.start("num"), value)
+                break
+        for kind, (_pos, value) in best.items():
             found[kind] = (value, flat)
         if len(found) == 2:
             break

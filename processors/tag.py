@@ -60,6 +60,8 @@ RELATED_THRESHOLD = 0.5
 EVENT_MIN_RAW = 2.0
 EVENT_KEEP_SHARE = 0.35
 PROTEST_TYPES = {"protests", "riots"}
+MAX_TITLE = 1_000
+MAX_TEXT = 100_000
 
 _ARABIC_CLITICS = set("وفبلكس") | {"ا", "ل"}  # و ف ب ل ك س and the article ال
 _HEBREW_CLITICS = set("והבלמשכ")
@@ -380,7 +382,9 @@ class Tagger:
     def tag(self, title: str | None, text: str) -> Tags:
         title = title if isinstance(title, str) else ""
         text = text if isinstance(text, str) else ""
-        title = title.strip()
+        # a news story fits well within this; beyond it is a dump, not an article
+        title = title.strip()[:MAX_TITLE]
+        text = text[:MAX_TEXT]
         doc = f"{title}\n{text}" if title else text
         body_start = len(title) + 1 if title else 0
         hits, norm, index = self._scan(doc, body_start)

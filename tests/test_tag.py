@@ -175,6 +175,14 @@ def test_casualty_numbers() -> None:
         "استشهاد 15 فلسطينيا وإصابة 40 آخرين")
     c = extract_casualties("استشهاد 15 فلسطينيا وإصابة 40 آخرين")
     assert c is not None and (c.killed, c.injured) == (15, 40)
+    c = extract_casualties("Security forces killed 13 militants; the clash also left three soldiers dead.")
+    assert c is not None and c.killed == 13  # the first figure in the sentence
+    c = extract_casualties("Des tirs ont fait au moins quatre morts et une vingtaine de blessés.")
+    assert c is not None and (c.killed, c.injured) == (4, 20)
+    c = extract_casualties("שלושה לוחמים נפצעו בקרב בצפון הרצועה")
+    assert c is not None and c.injured == 3
+    c = extract_casualties("सेना ने मुठभेड़ में दो आतंकवादियों को मार गिराया")
+    assert c is not None and c.killed == 2
     assert parse_number("two dozen") == 24 and parse_number("hundreds of") == 100
     assert parse_number("forty-two") == 42 and parse_number("1.500") == 1500
 

@@ -57,6 +57,9 @@ _ML_WORDS = {
     "une douzaine": 12, "une quinzaine": 15, "une vingtaine": 20, "une trentaine": 30,
     "une cinquantaine": 50, "une centaine": 100, "des dizaines": 12, "plusieurs dizaines": 12,
     "des centaines": 100,
+    # Spanish
+    "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10,
+    "doce": 12, "veinte": 20, "treinta": 30, "decenas": 12, "una docena": 12, "cientos": 100,
     # Arabic
     "اثنان": 2, "اثنين": 2, "ثلاثة": 3, "أربعة": 4, "خمسة": 5, "ستة": 6, "سبعة": 7, "ثمانية": 8,
     "تسعة": 9, "عشرة": 10, "عشرات": 12, "مئات": 100,
@@ -77,6 +80,9 @@ _OTHER = [
     ("killed", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:morts|tués|tuées|tué|mort)\b", re.I)),
     ("injured", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:blessés|blessées|blessé)\b", re.I)),
     ("killed", re.compile(rf"\b(?:tuant|coûté la vie à|fait) (?:au moins )?{D}\b", re.I)),
+    # Spanish
+    ("killed", re.compile(rf"{D} (?:[\w']+ ){{0,3}}?(?:muertos|asesinados|fallecidos|muertas|asesinadas)\b", re.I)),
+    ("injured", re.compile(rf"{D} (?:[\w']+ ){{0,3}}?(?:heridos|heridas)\b", re.I)),
     # Arabic
     ("killed", re.compile(rf"(?:مقتل|استشهاد|قتل) (?:نحو |أكثر من |ما لا يقل عن )?{D}")),
     ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:قتيلا|قتيلاً|قتلى|شهيدا|شهيداً|شهداء|استشهدوا|قتلوا|لقوا حتفهم)")),
@@ -125,7 +131,7 @@ def sentences(text: str) -> list[str]:
 # cheap gate: skip sentences with no casualty word at all
 _GATE = re.compile(
     r"kill|dead|died|death|slain|injur|wound|hurt|toll|perish|execut|massacr|lives|"
-    r"mort|tué|bless|coûté|مقتل|قتل|قتي|شهد|شهي|إصاب|جرح|جري|مصاب|הרוג|נהרג|חלל|פצוע|נפצע|נרצח|"
+    r"mort|tué|bless|coûté|muert|asesina|fallec|herid|مقتل|قتل|قتي|شهد|شهي|إصاب|جرح|جري|مصاب|הרוג|נהרג|חלל|פצוע|נפצע|נרצח|"
     r"मौत|मारे|मार गिरा|ढेर|शहीद|घायल|погиб|убит|ранен|пострада|загин|вбит|поранен|استشهد|أصيب|اصيب|لقوا", re.I)
 
 

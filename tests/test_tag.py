@@ -103,6 +103,10 @@ def test_headline_ranks_the_right_war_first(tagger: Tagger, headline: str, expec
      "syria", "armed_clash"),
     ("Обстрел Херсона: ранены пять мирных жителей", "russia-ukraine",
      "shelling_artillery_missile_attack"),
+    ("Enfrentamiento entre sicarios del CJNG y militares deja 12 muertos en Michoacán",
+     "mexico-cartels", "armed_clash"),
+    ("Disidencias de las FARC secuestran a dos soldados en el Cauca", "colombia",
+     "abduction_forced_disappearance"),
 ])  # fmt: skip
 def test_multilingual_headlines(tagger: Tagger, headline: str, expected: str, event: str | None) -> None:
     tags = tagger.tag(headline, "")

@@ -48,8 +48,13 @@ def parse_date(value: str, *, end: bool = False) -> datetime:
 @click.pass_context
 def index_cmd(ctx: click.Context, data_dir: Path | None) -> None:
     from indexer.consumer import run_indexer
+    from indexer.store import StoreError
+    from newswire import runtime
 
-    settings = _settings(ctx, data_dir)
+    try:
+        settings = runtime.with_kafka(_settings(ctx, data_dir))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -57,7 +62,11 @@ def index_cmd(ctx: click.Context, data_dir: Path | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    sys.exit(run_indexer(settings, stop))
+    try:
+        code = run_indexer(settings, stop)
+    except StoreError as exc:  # e.g. another indexer holds the embedded index
+        raise click.ClickException(f"search store: {exc}") from None
+    sys.exit(code)
 
 
 def _table(result: dict[str, Any]) -> str:

@@ -109,7 +109,12 @@ class EmbeddedStore:
     # -- lifecycle
 
     def ensure(self) -> None:
+        """Create the index if missing; a writer store also takes the writer lock now, so a
+        second indexer fails at start (``StoreError``) rather than at its first batch."""
         self._open(create=True)
+        if self._want_writer:
+            with self._lock:
+                self._get_writer()
 
     def _open(self, create: bool) -> tantivy.Index | None:
         if self._index is not None:

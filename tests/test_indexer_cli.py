@@ -85,3 +85,23 @@ def test_parse_date() -> None:
     assert parse_date("2026-05-02", end=True) == datetime(2026, 5, 3, tzinfo=UTC)
     assert parse_date("2026-05-02T10:00:00+02:00") == datetime(2026, 5, 2, 8, tzinfo=UTC)
     assert parse_date("2026-05-02T10:00") == datetime(2026, 5, 2, 10, tzinfo=UTC)
+
+
+def test_index_without_kafka_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    out = CliRunner().invoke(main, ["index", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 1
+    assert "no Kafka configured" in out.output
+
+
+@pytest.mark.integration
+def test_second_indexer_on_the_same_index_fails_clearly(kafka_settings: Settings) -> None:
+    holder = EmbeddedStore(kafka_settings.data_dir / "index", writer=True)
+    holder.ensure()  # like a running indexer
+    try:
+        env = {**os.environ, **child_env(kafka_settings)}
+        out = subprocess.run([NEWSWIRE, "index"], env=env, capture_output=True, timeout=60)
+    finally:
+        holder.close()
+    assert out.returncode == 1
+    assert b"locked by another writer" in out.stderr

@@ -1,5 +1,313 @@
-"""CLI commands of the ingest service (poll, feeds)."""
+"""CLI commands of the ingest service: ``newswire poll`` and ``newswire feeds ...``.
+
+``print`` (click.echo) happens here only; the service code logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 
-commands: list[click.Command] = []
+from newswire.settings import Settings
+
+
+def _settings(ctx: click.Context, *, data_dir: Path | None = None,
+              allow_private_networks: bool | None = None, **updates: Any) -> Settings:
+    from newswire.cli import settings_with
+
+    settings = settings_with(ctx, data_dir=data_dir)
+    if allow_private_networks:
+        updates["fetch"] = settings.fetch.model_copy(update={"allow_private_networks": True})
+    return settings.model_copy(update=updates) if updates else settings
+
+
+_data_dir = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+                         help="Where local state lives (also NEWSWIRE_DATA_DIR).")
+_private = click.option("--allow-private-networks", is_flag=True, default=None,
+                        help="Allow fetching loopback/private addresses (refused by default).")
+
+
+def _iso(epoch_or_dt: float | datetime | None) -> str | None:
+    if epoch_or_dt is None:
+        return None
+    if isinstance(epoch_or_dt, datetime):
+        return epoch_or_dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch_or_dt, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+# --- poll ---------------------------------------------------------------------------------
+
+
+async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
+    from ingest.parse import ParsedFeed, parse_feed
+    from ingest.poller import fetch_feed
+    from newswire.http import Fetcher
+
+    read_any = False
+    async with Fetcher(settings.fetch) as fetcher:
+        for target in targets:
+            path = Path(target)
+            parsed: ParsedFeed | None
+            if "://" not in target and not path.is_file():
+                click.echo(f"error: {target}: no such file (and not an http(s) URL)", err=True)
+                continue
+            if "://" not in target:
+                try:
+                    parsed = parse_feed(path.read_bytes(), target)
+                except OSError as exc:
+                    click.echo(f"error: cannot read {target}: {exc}", err=True)
+                    continue
+            else:
+                polled = await fetch_feed(fetcher, target)
+                if polled.result.reason is not None:
+                    click.echo(f"error: {target}: {polled.result.reason}: {polled.result.error}",
+                               err=True)
+                    continue
+                parsed = polled.parsed
+            assert parsed is not None
+            if parsed.reason is not None:
+                click.echo(f"error: {target}: {parsed.reason}"
+                           + (f" ({parsed.bozo})" if parsed.bozo else ""), err=True)
+                continue
+            read_any = True
+            for entry in parsed.entries:
+                click.echo(json.dumps({
+                    "id": entry.key, "url": entry.url, "title": entry.title,
+                    "published": _iso(entry.published), "summary": entry.summary,
+                    "feed": entry.feed,
+                }, ensure_ascii=False))
+            reasons: dict[str, int] = {}
+            for rejection in parsed.rejected:
+                reasons[rejection.reason] = reasons.get(rejection.reason, 0) + 1
+            click.echo(
+                f"feed={target} entries={len(parsed.entries)} rejected={len(parsed.rejected)}"
+                + "".join(f" {k}={v}" for k, v in sorted(reasons.items()))
+                + (f" bozo={parsed.bozo!r}" if parsed.bozo else ""),
+                err=True,
+            )
+    return 0 if read_any else 1
+
+
+@click.command(help="Run the feed poller until SIGINT/SIGTERM, publishing new entries to Kafka.\n\n"
+               "With --once every feed is polled one time. With --dry-run (implies --once) the "
+               "given URLs or files are fetched/read and parsed, one JSON line per entry "
+               '{"id","url","title","published","summary","feed"} is printed, and nothing is '
+               "published or stored. Feeds come from --feed, --feeds, NEWSWIRE_FEEDS, "
+               "`newswire feeds add`, or the built-in list.")
+@click.argument("targets", nargs=-1)
+@click.option("--once", is_flag=True, help="Poll every feed once, then exit.")
+@click.option("--dry-run", is_flag=True, help="Print entries as JSON lines; publish nothing.")
+@click.option("--feed", "feeds", multiple=True, help="Feed URL to poll (repeatable).")
+@click.option("--feeds", "feeds_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="File of feed URLs, one per line, or an OPML file.")
+@_data_dir
+@_private
+@click.pass_context
+def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool,
+         feeds: tuple[str, ...], feeds_file: Path | None, data_dir: Path | None,
+         allow_private_networks: bool | None) -> None:
+    updates: dict[str, Any] = {}
+    if feeds or targets:
+        updates["feeds"] = [*ctx.obj.feeds, *feeds, *targets]
+    if feeds_file:
+        updates["feeds_file"] = feeds_file
+    settings = _settings(ctx, data_dir=data_dir, allow_private_networks=allow_private_networks,
+                         **updates)
+    if dry_run:
+        if not targets:
+            raise click.UsageError("--dry-run needs a feed URL or file path")
+        sys.exit(asyncio.run(_dry_run(settings, targets)))
+    from ingest.poller import run_poller
+
+    if not settings.kafka.bootstrap_servers:
+        raise click.UsageError("no Kafka named: set NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS, or run "
+                               "`newswire up` which starts the embedded broker")
+    sys.exit(run_poller(settings, once=once))
+
+
+# --- feeds --------------------------------------------------------------------------------
+
+
+@click.group(help="Manage the polled feeds (stored under the data dir).")
+def feeds() -> None:
+    pass
+
+
+def _store(settings: Settings) -> Any:
+    from ingest.state import StateStore
+
+    return StateStore.open(settings)
+
+
+async def _discover(settings: Settings, url: str) -> tuple[list[str], str | None]:
+    """Feed URLs for ``url``: itself if it is a feed, else those its page announces or that
+    answer at common paths. Returns (feeds, error)."""
+    from ingest.discover import common_feed_urls, discover_feed_links
+    from ingest.poller import fetch_feed
+    from newswire.http import Fetcher
+
+    async with Fetcher(settings.fetch) as fetcher:
+        polled = await fetch_feed(fetcher, url)
+        if polled.result.reason is not None:
+            return [], f"{polled.result.reason}: {polled.result.error}"
+        if polled.parsed is not None and polled.parsed.ok:
+            return [url], None
+        candidates = discover_feed_links(polled.result.body, polled.result.final_url)
+        declared = bool(candidates)
+        if not declared:
+            candidates = common_feed_urls(polled.result.final_url)
+        found: list[str] = []
+        for candidate in candidates[:10]:
+            attempt = await fetch_feed(fetcher, candidate)
+            if attempt.parsed is not None and attempt.parsed.ok:
+                found.append(candidate)
+                if not declared:
+                    break  # one common path that works is enough
+        return found, None if found else "no feed found on the page or at common paths"
+
+
+@feeds.command("add", help="Add a feed. A site's home page URL is looked at for its feeds "
+               '(<link rel="alternate">, then common paths like /feed and /rss.xml).')
+@click.argument("url")
+@click.option("--no-discover", is_flag=True, help="Add the URL as given, without fetching it.")
+@click.option("--all", "add_all", is_flag=True, help="Add every feed the page announces.")
+@_data_dir
+@_private
+@click.pass_context
+def feeds_add(ctx: click.Context, url: str, no_discover: bool, add_all: bool,
+              data_dir: Path | None, allow_private_networks: bool | None) -> None:
+    settings = _settings(ctx, data_dir=data_dir, allow_private_networks=allow_private_networks)
+    if no_discover:
+        found = [url]
+    else:
+        found, error = asyncio.run(_discover(settings, url))
+        if error:
+            click.echo(f"error: {url}: {error}", err=True)
+            sys.exit(1)
+        if not add_all:
+            if len(found) > 1:
+                click.echo("also announced (add with --all): " + " ".join(found[1:]), err=True)
+            found = found[:1]
+    with _store(settings) as store:
+        for feed_url in found:
+            added = store.add_feed(feed_url, "cli")
+            click.echo(f"{'added' if added else 'already present'}: {feed_url}")
+
+
+@feeds.command("remove", help="Stop polling a feed and forget its state.")
+@click.argument("url")
+@_data_dir
+@click.pass_context
+def feeds_remove(ctx: click.Context, url: str, data_dir: Path | None) -> None:
+    settings = _settings(ctx, data_dir=data_dir)
+    with _store(settings) as store:
+        if not store.remove_feed(url):
+            click.echo(f"error: not a known feed: {url}", err=True)
+            sys.exit(1)
+    click.echo(f"removed: {url}")
+    if url in settings.feeds:
+        click.echo("note: it is also named in the settings and comes back on restart", err=True)
+
+
+@feeds.command("list", help="List the feeds (stored ones and those named in the settings).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_data_dir
+@click.pass_context
+def feeds_list(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
+    from ingest.poller import configured_feed_urls
+
+    settings = _settings(ctx, data_dir=data_dir)
+    with _store(settings) as store:
+        stored = store.feeds()
+    rows = [{"url": f.url, "title": f.title, "origin": f.origin, "fetch_url": f.fetch_url}
+            for f in stored]
+    known = {f.url for f in stored}
+    rows += [{"url": u, "title": None, "origin": "config", "fetch_url": u}
+             for u in configured_feed_urls(settings) if u not in known]
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['url']}\t{row['origin']}\t{row['title'] or ''}")
+
+
+@feeds.command("status", help="Per feed: last success, last error, share of 304 answers, "
+               "entries per day, next poll, health.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_data_dir
+@click.pass_context
+def feeds_status(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
+    settings = _settings(ctx, data_dir=data_dir)
+    now = time.time()
+    with _store(settings) as store:
+        stored = store.feeds()
+    if not stored and not as_json:
+        click.echo("no feeds yet (add some with `newswire feeds add URL`)")
+    for f in stored:
+        row = {
+            "url": f.url, "fetch_url": f.fetch_url, "title": f.title, "origin": f.origin,
+            "polls": f.polls, "last_success": _iso(f.last_success), "last_poll": _iso(f.last_poll),
+            "last_status": f.last_status, "last_error": f.last_error,
+            "last_error_reason": f.last_error_reason, "errors_in_row": f.error_count,
+            "errors": f.errors, "not_modified_share": round(f.not_modified_share, 3),
+            "entries_published": f.entries_published, "entries_rejected": f.entries_rejected,
+            "entries_per_day": round(f.entries_per_day(now), 2),
+            "interval_s": round(f.interval, 1) if f.interval else None,
+            "next_poll": _iso(f.next_poll) if f.next_poll else "now",
+            "unhealthy": f.unhealthy, "websub_hub": f.hub,
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        health = "UNHEALTHY" if f.unhealthy else ("error" if f.error_count else "ok")
+        click.echo(f"{f.url}\n  {health}  polls={f.polls}  304={row['not_modified_share']:.0%}  "
+                   f"entries/day={row['entries_per_day']}  last_success={row['last_success']}  "
+                   f"next_poll={row['next_poll']}")
+        if f.last_error_reason:
+            click.echo(f"  last_error={f.last_error_reason}: {(f.last_error or '')[:160]}")
+
+
+@feeds.command("import", help="Add every feed of an OPML file (or a file of URLs, one a line).")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_data_dir
+@click.pass_context
+def feeds_import(ctx: click.Context, file: Path, data_dir: Path | None) -> None:
+    from ingest.opml import FeedListError, read_feed_list
+
+    settings = _settings(ctx, data_dir=data_dir)
+    try:
+        listed = read_feed_list(file)
+    except FeedListError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(1)
+    added = 0
+    with _store(settings) as store:
+        for feed in listed:
+            added += store.add_feed(feed.url, "opml")
+    click.echo(f"imported {added} new feed(s), {len(listed) - added} already present")
+
+
+@feeds.command("export", help="Print the feeds as OPML 2.0.")
+@_data_dir
+@click.pass_context
+def feeds_export(ctx: click.Context, data_dir: Path | None) -> None:
+    from ingest.opml import ListedFeed, to_opml
+    from ingest.poller import configured_feed_urls
+
+    settings = _settings(ctx, data_dir=data_dir)
+    with _store(settings) as store:
+        listed = [ListedFeed(f.fetch_url, f.title) for f in store.feeds()]
+    known = {f.url for f in listed}
+    listed += [ListedFeed(u) for u in configured_feed_urls(settings) if u not in known]
+    click.echo(to_opml(listed), nl=False)
+
+
+commands: list[click.Command] = [poll, feeds]

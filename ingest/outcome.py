@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ingest.parse import ParsedFeed
+from ingest.parse import REASON_TEXT, ParsedFeed
 from ingest.schedule import Hints, cache_max_age, is_unhealthy, next_interval, publishing_interval
 from ingest.state import FeedState, utc
 from newswire.http import FetchResult
@@ -51,7 +51,7 @@ def after_poll(
             error_count=errors, unhealthy=unhealthy,
             hints=Hints(retry_after=result.retry_after), rand=rand,
         )
-        text = result.error or (parsed.bozo if parsed and parsed.bozo else None) or reason
+        text = result.error or REASON_TEXT.get(reason) or (parsed.bozo if parsed else None) or reason
         return replace(
             feed, **common, errors=feed.errors + 1, error_count=errors, first_error_at=first_error,
             last_error=text[:500], last_error_reason=reason, unhealthy=unhealthy,

@@ -31,11 +31,21 @@ _ENTITY_DECL = re.compile(
     rb"<!ENTITY\s+(%\s+)?([^\s\"'>]+)\s*(\"[^\"]*\"|'[^']*')?[^>]*>", re.IGNORECASE
 )
 _TAG = re.compile(r"<[^>]*>")
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|pre|hr|section|article|figure)"
+    r"\b[^>]*>", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>])",
                          re.IGNORECASE | re.DOTALL)
 _UPDATE_PERIODS = {"hourly": 3600.0, "daily": 86_400.0, "weekly": 604_800.0,
                    "monthly": 2_592_000.0, "yearly": 31_536_000.0}
+
+
+REASON_TEXT = {
+    "html_not_feed": "the URL serves an HTML page, not a feed (try `newswire feeds add` on it)",
+    "not_a_feed": "the document is neither RSS nor Atom",
+    "empty_body": "the response was empty",
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ def plain_text(value: str | None, limit: int) -> str | None:
     """HTML fragment -> short plain text (tags dropped, entities decoded, spaces collapsed)."""
     if not value:
         return None
-    text = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", value))).strip()
+    text = _SPACE.sub(" ", html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value)))).strip()
     if not text:
         return None
     if len(text) > limit:
@@ -172,11 +182,13 @@ def looks_like_html(body: bytes, content_type: str | None) -> bool:
 
 
 def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
-               now: datetime | None = None) -> ParsedFeed:
+               now: datetime | None = None, feed_url: str | None = None) -> ParsedFeed:
     """Parse one feed document fetched from (or read as) ``url``.
 
     Never raises for bad input: a document that is not a feed gives ``reason``; entries that
-    cannot become records are listed in ``rejected``. ``now`` stamps ``polled_at``.
+    cannot become records are listed in ``rejected``. ``now`` stamps ``polled_at``;
+    ``feed_url`` (default ``url``) names the feed in the records when ``url`` is where the
+    document was finally fetched from after redirects.
     """
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     if not body.strip():
@@ -227,7 +239,7 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
                 break
         entries.append(FeedEntry(
             key=key, url=canonical, link=link, guid=guid, title=title, summary=summary,
-            published=published, feed=url, source=urlsplit(canonical).hostname or "",
+            published=published, feed=feed_url or url, source=urlsplit(canonical).hostname or "",
             content_hash=text_hash(title, summary), **stamp,
         ))
 

@@ -1,0 +1,389 @@
+"""The feed poller service: due feeds -> conditional GET -> parse -> Kafka -> state.
+
+One asyncio loop drives up to ``PollSettings.max_concurrency`` polls at once through the shared
+safe :class:`~newswire.http.Fetcher`; feed parsing runs in a small thread pool so one huge feed
+does not stall the loop. Entries are published with kafka-python (key = article key) and marked
+seen only after the broker confirmed them; a failed delivery keeps the old validators so the
+entries come again on the next poll. Every bad outcome is logged, counted in the state DB and
+in Prometheus, and the service keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import heapq
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from ingest import metrics
+from ingest.discover import discover_feed_links
+from ingest.opml import read_feed_list
+from ingest.outcome import after_poll, outcome_reason
+from ingest.parse import ParsedFeed, parse_feed
+from ingest.state import FeedState, StateStore
+from newswire.http import FEED_ACCEPT, FetchResult, Fetcher
+from newswire.records import FeedEntry
+from newswire.settings import Settings
+from newswire.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FEEDS = Path(__file__).with_name("default_feeds.txt")
+RELOAD_EVERY = 30.0  # pick up `newswire feeds add/remove` while running
+PRUNE_EVERY = 3600.0
+START_RATE = 100.0  # overdue feeds at start are spread to about this many starts a second
+DELIVERY_TIMEOUT = 30.0
+USER_ORIGINS = ("cli", "opml")
+
+
+def default_feed_urls() -> list[str]:
+    return [f.url for f in read_feed_list(DEFAULT_FEEDS)]
+
+
+def configured_feed_urls(settings: Settings) -> list[str]:
+    """Feeds named by settings: ``feeds`` then ``feeds_file`` (URL lines or OPML)."""
+    urls = [u.strip() for u in settings.feeds if u.strip()]
+    if settings.feeds_file:
+        urls += [f.url for f in read_feed_list(settings.feeds_file)]
+    return list(dict.fromkeys(urls))
+
+
+@dataclass(frozen=True)
+class Polled:
+    """One poll, start to end (the dry-run CLI prints it; the service records it)."""
+
+    result: FetchResult
+    parsed: ParsedFeed | None
+
+
+async def fetch_feed(fetcher: Fetcher, feed_url: str, *, fetch_url: str | None = None,
+                     etag: str | None = None, last_modified: str | None = None,
+                     now: datetime | None = None,
+                     parse_pool: concurrent.futures.Executor | None = None) -> Polled:
+    """Conditional GET of a feed and, when a body came, its parse (off the event loop)."""
+    result = await fetcher.get(fetch_url or feed_url, etag=etag, last_modified=last_modified,
+                               accept=FEED_ACCEPT)
+    if result.reason is not None or result.status == 304:
+        return Polled(result, None)
+    loop = asyncio.get_running_loop()
+    parsed = await loop.run_in_executor(
+        parse_pool,
+        lambda: parse_feed(result.body, result.final_url, headers=result.headers, now=now,
+                           feed_url=feed_url),
+    )
+    return Polled(result, parsed)
+
+
+class Publisher:
+    """kafka-python producer; ``publish`` returns only once the broker confirmed every record."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topic("entries")
+        self._producer = KafkaProducer(
+            client_id="newswire-poller", acks="all", linger_ms=20, retries=5,
+            request_timeout_ms=int(DELIVERY_TIMEOUT * 1000), max_block_ms=int(DELIVERY_TIMEOUT * 1000),
+            **settings.kafka.client_config(),
+        )
+
+    def publish_sync(self, entries: Iterable[FeedEntry]) -> None:
+        futures = [self._producer.send(self.topic, key=e.key.encode(), value=e.to_bytes())
+                   for e in entries]
+        self._producer.flush(timeout=DELIVERY_TIMEOUT)
+        for future in futures:
+            future.get(timeout=DELIVERY_TIMEOUT)  # raises if the broker did not take it
+
+    def close(self, timeout: float = 3.0) -> None:
+        self._producer.close(timeout=timeout)
+
+
+class Poller:
+    def __init__(self, settings: Settings, store: StateStore, fetcher: Fetcher,
+                 publisher: Publisher, *, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.publisher = publisher
+        self.rng = rng or random.Random()
+        self.config_urls = configured_feed_urls(settings)
+        self.use_defaults = False
+        self.feeds: dict[str, FeedState] = {}
+        self.queue: list[tuple[float, str]] = []
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.once = False
+        self.parse_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="feedparse")
+        self.publish_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="publish")
+
+    # -- the feed set ----------------------------------------------------------------------
+
+    def register_feeds(self) -> None:
+        now = time.time()
+        for url in self.config_urls:
+            self.store.add_feed(url, "config", now)
+        if not self.config_urls and not self.store.feeds(USER_ORIGINS):
+            self.use_defaults = True
+            for url in default_feed_urls():
+                self.store.add_feed(url, "default", now)
+            log.info("no feeds configured: polling the built-in list")
+
+    def wanted(self) -> list[FeedState]:
+        config = set(self.config_urls)
+        return [f for f in self.store.feeds()
+                if f.url in config or f.origin in USER_ORIGINS
+                or (self.use_defaults and f.origin == "default")]
+
+    def reload(self, *, spread: bool = False) -> None:
+        now = time.time()
+        wanted = {f.url: f for f in self.wanted()}
+        for url in list(self.feeds):
+            if url not in wanted:
+                del self.feeds[url]
+                log.info("feed removed url=%s", url)
+        overdue = [f for u, f in wanted.items() if u not in self.feeds and f.next_poll <= now]
+        window = len(overdue) / START_RATE if spread else 0.0
+        for url, feed in wanted.items():
+            if url in self.feeds:
+                continue
+            if feed.next_poll <= now and window > 0:
+                feed = replace(feed, next_poll=now + self.rng.random() * window)
+            self.feeds[url] = feed
+            heapq.heappush(self.queue, (feed.next_poll, url))
+        healthy = sum(1 for f in self.feeds.values() if not f.unhealthy)
+        metrics.FEEDS.labels("healthy").set(healthy)
+        metrics.FEEDS.labels("unhealthy").set(len(self.feeds) - healthy)
+
+    # -- one poll --------------------------------------------------------------------------
+
+    async def poll(self, feed: FeedState) -> FeedState:
+        started = time.time()
+        polled = await fetch_feed(self.fetcher, feed.url, fetch_url=feed.fetch_url,
+                                  etag=feed.etag, last_modified=feed.last_modified,
+                                  now=datetime.fromtimestamp(started, UTC),
+                                  parse_pool=self.parse_pool)
+        result, parsed = polled.result, polled.parsed
+        published = 0
+        if parsed is not None and parsed.ok:
+            for rejection in parsed.rejected:
+                metrics.ENTRIES_REJECTED.labels(rejection.reason).inc()
+            novel = self.store.novel(parsed.entries, started)
+            self.store.touch([e.key for e in parsed.entries], started)
+            if novel:
+                records = [n.entry.model_copy(update={"update": True}) if n.update else n.entry
+                           for n in novel]
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.publish_pool, self.publisher.publish_sync, records)
+                except Exception as exc:  # broker down or slow: keep validators, retry later
+                    log.warning("publish failed feed=%s entries=%d error=%r",
+                                feed.url, len(records), exc)
+                    result = replace(result, reason="publish_failed", error=repr(exc)[:300])
+                else:
+                    self.store.mark_seen(records, time.time())
+                    published = len(records)
+                    updates = sum(1 for r in records if r.update)
+                    metrics.ENTRIES_PUBLISHED.labels("new").inc(published - updates)
+                    metrics.ENTRIES_PUBLISHED.labels("update").inc(updates)
+        elif result.status == 304 and result.reason is None:
+            self.store.touch_feed(feed.url, started)
+        new = after_poll(feed, result, parsed, now=time.time(), poll=self.settings.poll,
+                         rand=self.rng.random())
+        new = replace(new, entries_published=new.entries_published + published)
+        self.store.save_feed(new)
+        self._count(feed, new, result, parsed, published)
+        return new
+
+    def _count(self, old: FeedState, new: FeedState, result: FetchResult,
+               parsed: ParsedFeed | None, published: int) -> None:
+        reason = outcome_reason(result, parsed)
+        if reason is not None:
+            metrics.FEED_POLLS.labels("error").inc()
+            metrics.POLL_ERRORS.labels(reason).inc()
+            extra = ""
+            if reason == "html_not_feed":
+                found = discover_feed_links(result.body, result.final_url)[:3]
+                extra = f" discovered={','.join(found) or '-'}"
+            log.warning("feed poll failed url=%s reason=%s errors_in_row=%d next_in=%.0fs "
+                        "error=%s%s", old.url, reason, new.error_count, new.interval or 0,
+                        (new.last_error or "")[:200], extra)
+            if new.unhealthy and not old.unhealthy:
+                log.warning("feed unhealthy url=%s failing_since=%s (polled daily, not dropped)",
+                            old.url, new.first_error_at)
+        elif result.status == 304:
+            metrics.FEED_POLLS.labels("not_modified").inc()
+            metrics.NOT_MODIFIED.inc()
+            log.debug("feed not modified url=%s next_in=%.0fs", old.url, new.interval or 0)
+        else:
+            metrics.FEED_POLLS.labels("ok").inc()
+            log.info("feed polled url=%s entries=%d published=%d rejected=%d next_in=%.0fs",
+                     old.url, len(parsed.entries) if parsed else 0, published,
+                     len(parsed.rejected) if parsed else 0, new.interval or 0)
+        if new.fetch_url != old.fetch_url:
+            log.info("feed moved permanently url=%s to=%s", old.url, new.fetch_url)
+
+    async def _poll_task(self, url: str) -> None:
+        feed = self.feeds.get(url)
+        if feed is None:
+            return
+        try:
+            new = await self.poll(feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: loud in the log, but one feed must not stop the others
+            log.exception("feed poll crashed url=%s", url)
+            new = replace(feed, next_poll=time.time() + self.settings.poll.default_interval)
+        finally:
+            self.in_flight.pop(url, None)
+        if url in self.feeds:
+            self.feeds[url] = new
+            if not self.once:
+                heapq.heappush(self.queue, (new.next_poll, url))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _start_due(self) -> None:
+        now = time.time()
+        limit = self.settings.poll.max_concurrency
+        while self.queue and self.queue[0][0] <= now and len(self.in_flight) < limit:
+            due, url = heapq.heappop(self.queue)
+            feed = self.feeds.get(url)
+            if feed is None or feed.next_poll != due or url in self.in_flight:
+                continue  # removed, rescheduled, or already running: a stale queue item
+            self.in_flight[url] = asyncio.create_task(self._poll_task(url), name=f"poll {url}")
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        self.once = once
+        self.register_feeds()
+        self.reload(spread=not once)
+        log.info("poller started feeds=%d concurrency=%d", len(self.feeds),
+                 self.settings.poll.max_concurrency)
+        last_reload = last_prune = time.monotonic()
+        self.store.prune_seen(time.time())
+        if once:  # every wanted feed, now, once
+            for url, feed in self.feeds.items():
+                self.feeds[url] = replace(feed, next_poll=0.0)
+            self.queue = [(0.0, url) for url in self.feeds]
+        try:
+            while not stop.is_set():
+                self._start_due()
+                if once and not self.queue and not self.in_flight:
+                    break
+                wait = 1.0
+                if self.queue:
+                    wait = min(wait, max(0.0, self.queue[0][0] - time.time()))
+                if once:
+                    tasks = set(self.in_flight.values())
+                    if tasks:
+                        await asyncio.wait(tasks, timeout=wait or 0.05,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+                except TimeoutError:
+                    pass
+                if not once and time.monotonic() - last_reload > RELOAD_EVERY:
+                    self.reload()
+                    last_reload = time.monotonic()
+                if time.monotonic() - last_prune > PRUNE_EVERY:
+                    removed = self.store.prune_seen(time.time())
+                    log.info("seen entries pruned removed=%d", removed)
+                    last_prune = time.monotonic()
+        finally:
+            await self._cancel_in_flight()
+
+    async def _cancel_in_flight(self) -> None:
+        tasks = list(self.in_flight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=3.0)
+
+    def close(self) -> None:
+        self.parse_pool.shutdown(wait=False, cancel_futures=True)
+        self.publish_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ensure_topics_with_retry(settings: Settings, stop: threading.Event) -> bool:
+    delay = 0.5
+    deadline = time.monotonic() + 60
+    while not stop.is_set():
+        try:
+            ensure_topics(settings)
+            return True
+        except Exception as exc:  # the broker may still be starting
+            if time.monotonic() > deadline:
+                log.error("cannot create topics error=%r", exc)
+                return False
+            log.info("broker not ready, retrying in %.1fs error=%r", delay, exc)
+            stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+    return False
+
+
+def _serve_metrics(port: int) -> object | None:
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port)
+    log.info("metrics served port=%d", port)
+    return server
+
+
+def run_poller(settings: Settings, stop: threading.Event | None = None, *,
+               once: bool = False) -> int:
+    """Run the poller until ``stop`` is set or SIGTERM/SIGINT (in the main thread); 0 = clean.
+
+    With ``once`` every wanted feed is polled one time and the function returns.
+    """
+    stop = stop or threading.Event()
+    restore: list[tuple[int, object]] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            restore.append((sig, signal.signal(sig, lambda *_: stop.set())))
+    metrics_server = None
+    try:
+        if not _ensure_topics_with_retry(settings, stop):
+            return 0 if stop.is_set() else 1
+        metrics_server = _serve_metrics(settings.metrics_port)
+        return asyncio.run(_main(settings, stop, once=once))
+    finally:
+        for sig, handler in restore:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        if metrics_server is not None:
+            metrics_server.shutdown()  # type: ignore[attr-defined]
+
+
+async def _main(settings: Settings, stop: threading.Event, *, once: bool) -> int:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def watch() -> None:  # a threading.Event cannot be awaited: look at it often
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        stopped.set()
+
+    watcher = asyncio.create_task(watch(), name="poller-stop")
+    store = StateStore.open(settings)
+    publisher = Publisher(settings)
+    poller = None
+    try:
+        async with Fetcher(settings.fetch, max_connections=settings.poll.max_concurrency) as fetcher:
+            poller = Poller(settings, store, fetcher, publisher)
+            await poller.run(stopped, once=once)
+    finally:
+        if poller is not None:
+            poller.close()
+        watcher.cancel()
+        await loop.run_in_executor(None, publisher.close)
+        store.close()
+        log.info("poller stopped")
+    return 0

@@ -72,6 +72,8 @@ _DELETE = (
 )
 _FOLD = {
     "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي", "ё": "е",
+    "ך": "כ", "ם": "מ", "ן": "נ", "ף": "פ", "ץ": "צ",  # Hebrew final letters: a prefix match
+    # of "תקף" must reach "תקפה"
     "\u0958": "\u0915", "\u0959": "\u0916", "\u095a": "\u0917", "\u095b": "\u091c",
     "\u095c": "\u0921", "\u095d": "\u0922", "\u095e": "\u092b", "\u095f": "\u092f",
 }  # fmt: skip
@@ -520,10 +522,14 @@ class Tagger:
         v += sum(_accumulate(f) for f in armed.values())  # armed groups are conflict words too
         n = sum(_accumulate(f) * neg_w[k] for k, f in neg.items())
         top_conflict = max(conflict_raw.values(), default=0.0)
-        violent_events = [r for s, r in event_raw.items()
-                          if self.sub_types.get(s, {}).get("event_type") not in PROTEST_TYPES
-                          and self.sub_types.get(s, {}).get("event_type") != "strategic_developments"]
-        top_event = max(violent_events, default=0.0)
+        # violent sub-types say "conflict" in full; strategic ones (a ceasefire, an interception)
+        # at half weight; arrests, protests and riots not at all (they happen in peacetime)
+        def _conflictness(sid: str) -> float:
+            et = self.sub_types.get(sid, {}).get("event_type")
+            if et in PROTEST_TYPES or sid in ("arrests", "looting_property_destruction"):
+                return 0.0
+            return 0.5 if et == "strategic_developments" else 1.0
+        top_event = max((r * _conflictness(sid) for sid, r in event_raw.items()), default=0.0)
         related_raw = v + 0.5 * min(top_conflict, 12.0) + 0.5 * min(top_event, 12.0) - 1.2 * n
         conflict_score = 1.0 - math.exp(-max(0.0, related_raw) / RELATED_SCALE)
         related = conflict_score >= RELATED_THRESHOLD

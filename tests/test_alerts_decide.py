@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from processors.alerts.decide import after_delivery, on_flush, on_match
 from processors.alerts.models import Alert, ArticleRef, ChannelOutcome, MatchEvent, Outbox
-from processors.alerts.rules import Rule
+from processors.alerts.rules import FileChannel, Rule
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def make_rule(**kw: object) -> Rule:
+    kw.setdefault("channels", (FileChannel(path="/dev/null"),))
     return Rule(name="r", query="iran", created=T0 - timedelta(days=1), **kw)  # type: ignore[arg-type]
 
 
@@ -117,6 +118,12 @@ def test_flush_of_a_deleted_rule_drops_what_was_queued() -> None:
     out = on_flush(None, w.outbox, w.alerts, T0 + timedelta(days=2))
     assert out.send is None and out.outbox is not None and out.outbox.pending == ()
     assert [a.status for a in out.alerts] == ["suppressed"]
+
+
+def test_a_rule_without_channels_records_its_alerts_without_sending() -> None:
+    w = World(make_rule(channels=()))
+    assert w.feed(match(w.rule, "a1", "s1", "x"), T0) == "new"
+    assert w.sent == [] and w.alerts["s1"].status == "sent" and w.outbox is None
 
 
 def test_partial_and_failed_deliveries_are_recorded() -> None:

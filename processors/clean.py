@@ -470,7 +470,9 @@ def _run_extractor(tree: Any, url: str, *, fast: bool = True, tables: bool = Fal
 
     options = {**_OPTIONS, "include_tables": tables}
     doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **options)
-    return _drop_link_lines((doc.text or "") if doc is not None else "")
+    text = _drop_link_lines((doc.text or "") if doc is not None else "")
+    # The fallback extractors keep the page's source layout (indentation, blank lines).
+    return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
 
 
 # trafilatura renders kept links as [anchor](target) when include_links is on.
@@ -586,6 +588,8 @@ def _recall_pass(data: bytes, url: str, body: str) -> str:
     if tree is None:
         return body
     _strip_code(tree)
+    for node in _HIDDEN(tree):  # what readers never see must not count, nor be extracted
+        node.drop_tree()
     have = _size(body)
     in_paragraphs = _size(" ".join(tree.xpath("//p//text()")))
     in_tables = _size(" ".join(tree.xpath("//td//text()"))) if have < 100 else 0
@@ -598,6 +602,17 @@ def _recall_pass(data: bytes, url: str, body: str) -> str:
     log.debug("recall pass url=%s size=%d paragraphs=%d tables=%d got=%d", url, have,
               in_paragraphs, in_tables, _size(fuller))
     return fuller if _size(fuller) > have else body
+
+
+def _hidden_xpath() -> Any:
+    from lxml.etree import XPath
+
+    return XPath(
+        "//body//*[@hidden or @aria-hidden='true' or contains(translate(@style, ' ', ''),"
+        " 'display:none') or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
+
+
+_HIDDEN = _hidden_xpath()
 
 
 def _paywalled(facts: PageFacts, words: int) -> bool:

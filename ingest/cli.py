@@ -52,7 +52,8 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
     from newswire.http import Fetcher
 
     read_any = False
-    async with Fetcher(settings.fetch) as fetcher:
+    fetcher: Fetcher | None = None  # made on first URL: reading files needs no network
+    try:
         for target in targets:
             path = Path(target)
             parsed: ParsedFeed | None
@@ -66,6 +67,7 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
                     click.echo(f"error: cannot read {target}: {exc}", err=True)
                     continue
             else:
+                fetcher = fetcher or Fetcher(settings.fetch)
                 polled = await fetch_feed(fetcher, target)
                 if polled.result.reason is not None:
                     click.echo(f"error: {target}: {polled.result.reason}: {polled.result.error}",
@@ -93,6 +95,9 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
                 + (f" bozo={parsed.bozo!r}" if parsed.bozo else ""),
                 err=True,
             )
+    finally:
+        if fetcher is not None:
+            await fetcher.aclose()
     return 0 if read_any else 1
 
 

@@ -38,10 +38,23 @@ class Place:
     region: bool = False
 
 
+_RANGES = (
+    (0x0000, 0x024F, "LATIN"), (0x0370, 0x03FF, "GREEK"), (0x0400, 0x052F, "CYRILLIC"),
+    (0x0530, 0x058F, "ARMENIAN"), (0x0590, 0x05FF, "HEBREW"), (0x0600, 0x06FF, "ARABIC"),
+    (0x0750, 0x077F, "ARABIC"), (0x08A0, 0x08FF, "ARABIC"), (0x0900, 0x097F, "DEVANAGARI"),
+    (0x1E00, 0x1EFF, "LATIN"), (0xFB1D, 0xFB4F, "HEBREW"), (0xFB50, 0xFDFF, "ARABIC"),
+    (0xFE70, 0xFEFF, "ARABIC"),
+)  # fmt: skip
+
+
 def script_of(text: str) -> str:
-    """The first named script among a string's letters ("LATIN", "ARABIC", ...)."""
+    """The script of a string's first letter ("LATIN", "ARABIC", ...), by code point range."""
     for ch in text:
         if ch.isalpha():
+            cp = ord(ch)
+            for lo, hi, name in _RANGES:
+                if lo <= cp <= hi:
+                    return name
             name = unicodedata.name(ch, "")
             return name.split(" ", 1)[0] if name else "OTHER"
     return "OTHER"

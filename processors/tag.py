@@ -640,7 +640,11 @@ _default_path: Path | None = None
 
 
 def configure(taxonomy_path: Path | None) -> Tagger:
-    """Make the operator's taxonomy (or the built-in one) the default; compile it now."""
+    """Make the operator's taxonomy (or the built-in one) the default; compile it now.
+
+    Call it once at worker start with ``Settings.taxonomy_file``; for a process pool pass it
+    as the initializer: ``ProcessPoolExecutor(initializer=configure, initargs=(path,))``.
+    """
     global _default, _default_path
     _default_path = Path(taxonomy_path) if taxonomy_path is not None else None
     _default = Tagger(_default_path)

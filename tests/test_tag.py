@@ -260,8 +260,8 @@ def test_cli_tag_reads_and_writes_json_lines() -> None:
     assert "error" in outs[1] and outs[2]["error"]
 
 
-def test_tagger_pickles_and_runs_in_a_process_pool(seed_story: str) -> None:
-    t = pickle.loads(pickle.dumps(Tagger()))
+def test_tagger_pickles_and_runs_in_a_process_pool(tagger: Tagger, seed_story: str) -> None:
+    t = pickle.loads(pickle.dumps(tagger))
     assert t.tag(None, seed_story).conflicts[0].id == "us-iran-proxy"
     with ProcessPoolExecutor(max_workers=1) as pool:
         tags = pool.submit(tag, None, seed_story).result(timeout=120)

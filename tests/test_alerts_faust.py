@@ -51,24 +51,50 @@ def receiver() -> Iterator[Receiver]:
         r.server.server_close()
 
 
-@pytest.fixture
-def worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[Path]:
-    ensure_topics(kafka_settings)
-    log = tmp_path / "worker.log"
-    env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield log
-    finally:
+class Worker:
+    """The standalone alert worker (same agents as the processor) as a child process."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings, self.log = settings, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+    def read_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_rule(self, rule_id: str, times: int = 1) -> None:
+        needle = f"alert rule updated rule={rule_id}"
+        wait_for(lambda: self.read_text().count(needle) >= times,
+                 f"the worker to apply rule {rule_id} ({times})")
+
+
+@pytest.fixture
+def worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[Worker]:
+    ensure_topics(kafka_settings)
+    w = Worker(kafka_settings, tmp_path / "worker.log")
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
 
 
 def send_articles(settings: Settings, *articles: Article) -> None:
@@ -83,7 +109,7 @@ def send_articles(settings: Settings, *articles: Article) -> None:
 
 
 def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
-        kafka_settings: Settings, receiver: Receiver, worker: Path, seed_story: str) -> None:
+        kafka_settings: Settings, receiver: Receiver, worker: Worker, seed_story: str) -> None:
     receiver.status["/down"] = 500
     with RuleStore(kafka_settings) as store:
         iran = store.save(Rule(
@@ -94,8 +120,7 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
         sentinel = store.save(Rule(name="sentinel", query="zanzibar",
                                    channels=(WebhookChannel(url=receiver.url + "/sentinel"),)))
     for rule in (iran, sentinel):
-        wait_for(lambda r=rule: f"alert rule updated rule={r.id}" in worker.read_text(),
-                 f"the worker to load rule {rule.id}")
+        worker.wait_rule(rule.id)
 
     tag = (ConflictTag(id="us-iran-proxy", name="US-Iran proxy conflict", score=0.9),)
     first = Article(id="art-bbc", url="https://bbc.co.uk/news/1", title="US strikes militias",
@@ -140,3 +165,57 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
     assert letter.error == "http_500"
     assert json.loads(letter.payload or "{}")["channel_index"] == 1
     assert SECRET not in (letter.payload or "") and SECRET not in worker.read_text()
+
+
+def story(key: str, text: str, source: str = "bbc.co.uk") -> Article:
+    return Article(id=f"{key}-{source}", url=f"https://{source}/{key}", title=key, text=text,
+                   source=source, story_id=key)
+
+
+def test_rule_changes_apply_live_and_a_restart_never_resends(
+        kafka_settings: Settings, receiver: Receiver, worker: Worker) -> None:
+    with RuleStore(kafka_settings) as store:
+        rule = store.save(Rule(name="ceasefire", query="ceasefire",
+                               channels=(WebhookChannel(url=receiver.url + "/hook"),)))
+        sentinel = store.save(Rule(name="sentinel", query="zanzibar",
+                                   channels=(WebhookChannel(url=receiver.url + "/sentinel"),)))
+    worker.wait_rule(rule.id)
+    worker.wait_rule(sentinel.id)
+
+    def settle(n: int) -> None:  # everything sent before the n-th sentinel is decided
+        send_articles(kafka_settings, story(f"zanzibar-{n}", "Zanzibar"))
+        wait_for(lambda: len(receiver.hits("/sentinel")) >= n, f"sentinel {n}")
+
+    send_articles(kafka_settings, story("s1", "A ceasefire was agreed."))
+    settle(1)
+    assert len(receiver.hits("/hook")) == 1
+
+    with RuleStore(kafka_settings) as store:  # paused while the worker runs: no alert
+        store.set_paused(rule.id, True)
+    worker.wait_rule(rule.id, 2)
+    send_articles(kafka_settings, story("s2", "The ceasefire held."))
+    settle(2)
+    assert len(receiver.hits("/hook")) == 1
+
+    with RuleStore(kafka_settings) as store:
+        store.set_paused(rule.id, False)
+    worker.wait_rule(rule.id, 3)
+    worker.stop()
+    worker.start()  # state and rules come back from their changelog topics
+    send_articles(kafka_settings,
+                  story("s1", "A ceasefire was agreed."),  # the same article again (replay)
+                  story("s1", "A ceasefire was agreed.", source="apnews.com"),  # a copy
+                  story("s3", "Ceasefire talks resume."))  # a new story: alerts
+    settle(3)
+    bodies = [json.loads(b) for _, b in receiver.hits("/hook")]
+    assert [b["story"]["story_id"] for b in bodies] == ["s1", "s3"]
+
+    def states() -> dict[str, Alert] | None:
+        with RuleStore(kafka_settings) as store:
+            found = {a.story_id: a for a in store.alerts(rule.id)}
+        return found if "s1" in found and found["s1"].also_reported_by else None
+
+    found = wait_for(states, "the copy recorded on the s1 alert")
+    assert isinstance(found, dict)
+    assert found["s1"].sources == ["bbc.co.uk", "apnews.com"]
+    assert found["s1"].status == "sent" and "s2" not in found

@@ -148,6 +148,13 @@ class Poller:
             if url not in wanted:
                 del self.feeds[url]
                 log.info("feed removed url=%s", url)
+        if spread:
+            # At start, the feeds named for this run are polled at once (the operator just
+            # asked for them); a conditional GET keeps that cheap, and the spread below
+            # keeps a long list from arriving as one burst.
+            config = set(self.config_urls)
+            wanted = {u: replace(f, next_poll=min(f.next_poll, now)) if u in config else f
+                      for u, f in wanted.items()}
         overdue = [f for u, f in wanted.items() if u not in self.feeds and f.next_poll <= now]
         window = len(overdue) / START_RATE if spread else 0.0
         for url, feed in wanted.items():

@@ -7,7 +7,11 @@ of 4-word shingles, averaged over pages (mean P, mean R, F1 of those means; the 
 mean F1 is printed too). Speed: pages per CPU-second of this process (one core), best of
 ``--rounds`` rounds, the systems interleaved so that machine noise hits them alike.
 
-Run: .venv/bin/python bench/extraction_bench.py [--rounds 3]
+With ``--readability`` it also scores the same systems against the text of Mozilla
+Readability's expected output on readability-pages (130 pages, many not news, tables kept):
+a check that the tuning is not fitted to fundus.
+
+Run: .venv/bin/python bench/extraction_bench.py [--rounds 3] [--readability]
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ def systems() -> dict[str, Callable[[bytes, str], str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--readability", action="store_true",
+                        help="also score against readability-pages' expected text")
     args = parser.parse_args()
     truth_json = json.loads((DATA / "ground_truth.json").read_text())
     truth = {k: "\n".join(v["body"]) for k, v in truth_json.items()}
@@ -108,6 +114,28 @@ def main() -> None:
         tok, sh = s["token"], s["shingle4"]
         print(f"{name:30} {tok[0]:6.4f} {tok[1]:6.4f} {tok[2]:6.4f} {tok[3]:6.4f}   "
               f"{sh[0]:6.4f} {sh[1]:6.4f} {sh[2]:6.4f} {sh[3]:6.4f}   {speed[name]:7.1f}")
+    if args.readability:
+        readability(runs)
+
+
+def readability(runs: dict[str, Callable[[bytes, str], str]]) -> None:
+    import lxml.html
+
+    root = DATA.parent / "readability-pages"
+    truth, pages = {}, {}
+    for folder in sorted(p for p in root.iterdir() if (p / "expected.html.gz").exists()):
+        expected = gzip.decompress((folder / "expected.html.gz").read_bytes())
+        truth[folder.name] = lxml.html.fromstring(expected).text_content()
+        pages[folder.name] = gzip.decompress((folder / "source.html.gz").read_bytes())
+    print(f"\nreadability-pages: {len(truth)} pages, truth = Readability's expected text\n")
+    print(f"{'system':30} {'tokP':>6} {'tokR':>6} {'tokF1':>6} {'pageF1':>6}   "
+          f"{'sh4P':>6} {'sh4R':>6} {'sh4F1':>6} {'pageF1':>6}")
+    for name, fn in runs.items():
+        out = {k: fn(pages[k], "http://fakehost/test/page.html") for k in truth}
+        s = score(out, truth)
+        tok, sh = s["token"], s["shingle4"]
+        print(f"{name:30} {tok[0]:6.4f} {tok[1]:6.4f} {tok[2]:6.4f} {tok[3]:6.4f}   "
+              f"{sh[0]:6.4f} {sh[1]:6.4f} {sh[2]:6.4f} {sh[3]:6.4f}")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,9 @@ def _key(surface: str) -> tuple[str, int]:
     key = key.strip()
     script = gazetteer.script_of(key)
     if script in ("ARABIC", "HEBREW"):
-        flags |= CLITIC | PREFIX  # suffixes (plural, possessive) are glued on too
+        flags |= CLITIC
+        if len(key) >= 5:  # suffixes (plural, possessive) glue on; short words stay exact
+            flags |= PREFIX  # ("הודי" Indian must not match "הודיע" announced)
     elif script == "CYRILLIC" and len(key) >= 5 and " " not in key:
         flags |= PREFIX  # case endings: Херсон -> Херсона, Херсоне
     return key, flags
@@ -183,7 +185,13 @@ class Tagger:
             key, flags = _key(surface)
             if len(key) < 2 or "*" in key:
                 return
-            entries[key].append((kind, ref, weight, flags))
+            bucket = entries[key]
+            for i, (k2, r2, w2, f2) in enumerate(bucket):
+                if k2 == kind and r2 == ref:  # the same word twice ("יורט*: 3", "יורט: 4")
+                    w = weight if abs(weight) > abs(w2) else w2
+                    bucket[i] = (kind, ref, w, f2 | flags)
+                    return
+            bucket.append((kind, ref, weight, flags))
 
         # conflicts: how many conflicts share each actor / country, to discount shared names
         actor_share: dict[str, int] = defaultdict(int)
@@ -498,7 +506,7 @@ class Tagger:
         for cid, items in ev.items():
             # a conflict must be anchored: a name or place of its own, a country where it is
             # fought, or an actor that belongs to it alone; shared actors alone do not count
-            anchored = strong[cid] or any(
+            anchored = strong[cid] or len(sides_hit.get(cid, ())) >= 2 or any(
                 lbl.startswith("country:") or self._actor_own(cid, lbl) for lbl in items)
             if not anchored:
                 continue

@@ -138,6 +138,24 @@ def test_eval_set_quality_floor(tagger: Tagger, path: Path) -> None:
     assert ev_ok / n_ev >= 0.85
 
 
+@pytest.mark.parametrize("headline", [
+    "Trade war escalates as Washington slaps new tariffs on Chinese steel",
+    "Earthquake kills 12 in eastern Turkey, rescuers search rubble",
+    "Hackers claim cyber attack on airline booking system",
+    "Star Wars sequel tops box office in opening weekend",
+    "Russia's economy slows as oil revenues fall",
+])  # fmt: skip
+def test_metaphors_and_disasters_are_not_armed_conflict(tagger: Tagger, headline: str) -> None:
+    tags = tagger.tag(headline, "")
+    assert not tags.conflict_related and tags.conflicts == ()
+
+
+def test_short_hebrew_words_do_not_match_inside_longer_ones(tagger: Tagger) -> None:
+    # "הודיע" (announced) starts like "הודי" (Indian): no India here
+    tags = tagger.tag(None, 'צה"ל הודיע כי הטיל יורט')
+    assert "IN" not in tags.countries
+
+
 def test_actor_aliases_resolve_to_canonical_names(tagger: Tagger) -> None:
     text = ("The IRGC and Iranian-backed militias were blamed. Later Ansar Allah claimed the "
             "attack, while Daesh and al-Shabab were not involved. Wagner mercenaries, now the "

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -305,16 +306,11 @@ class Tagger:
         self.person_verbs = {n.lower() for n in places.get("person_verbs") or ()}
         for name, place in gazetteer.regions(places).items():
             add(name, K_REGION, place, 1.0)
-        city_map = gazetteer.cities(frozenset(places.get("focus_countries") or ()))
         n_city = 0
-        for name, cands in city_map.items():
-            key, flags = _key(name)
-            if len(key) < 3 or key in country_keys:
+        for key, payload in _city_entries(frozenset(places.get("focus_countries") or ())):
+            if key in country_keys:
                 continue
-            if gazetteer.script_of(key) != "CYRILLIC":
-                flags &= ~PREFIX
-            entries[key].append((K_CITY, tuple(sorted(cands, key=lambda p: -p.population)), 1.0,
-                                 flags))
+            entries[key].append(payload)
             n_city += 1
 
         padded: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
@@ -621,6 +617,21 @@ _PLACE_PREFIXES = {"north", "south", "east", "west", "northern", "southern", "ea
                    "central", "upper", "lower", "greater", "old", "new", "in", "of", "near",
                    "the", "from", "to", "at", "and", "outside", "downtown", "inside", "port",
                    "lake", "mount", "fort", "saint", "san", "santa", "el", "al", "la", "le"}
+
+
+@lru_cache(maxsize=2)
+def _city_entries(focus: frozenset[str]) -> tuple[tuple[str, tuple[int, Any, float, int]], ...]:
+    """Automaton keys and payloads of every city name (the same for every taxonomy, so
+    compiled once per process)."""
+    out = []
+    for name, cands in gazetteer.cities(focus).items():
+        key, flags = _key(name)
+        if len(key) < 3:
+            continue
+        if gazetteer.script_of(key) != "CYRILLIC":
+            flags &= ~PREFIX
+        out.append((key, (K_CITY, tuple(sorted(cands, key=lambda p: -p.population)), 1.0, flags)))
+    return tuple(out)
 
 
 _DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")

@@ -12,3 +12,5 @@ ENTRIES_PUBLISHED = Counter("newswire_entries_published_total",
 ENTRIES_REJECTED = Counter("newswire_entries_rejected_total",
                            "Feed entries that could not become records", ["reason"])
 FEEDS = Gauge("newswire_feeds", "Feeds being polled", ["health"])
+WEBSUB = Counter("newswire_websub_total", "WebSub events (requested, refused, verified, pushed)",
+                 ["event"])

@@ -31,6 +31,14 @@ from ingest.opml import read_feed_list
 from ingest.outcome import after_poll, outcome_reason
 from ingest.parse import ParsedFeed, parse_feed
 from ingest.state import FeedState, StateStore
+from ingest.websub import (
+    PUSH_SAFETY_POLL,
+    WebSubConfig,
+    WebSubReceiver,
+    feed_id,
+    load_root_secret,
+    subscription_form,
+)
 from newswire.http import FEED_ACCEPT, FetchResult, Fetcher
 from newswire.records import FeedEntry
 from newswire.settings import Settings
@@ -108,8 +116,12 @@ class Publisher:
 
 class Poller:
     def __init__(self, settings: Settings, store: StateStore, fetcher: Fetcher,
-                 publisher: Publisher, *, rng: random.Random | None = None) -> None:
+                 publisher: Publisher, *, rng: random.Random | None = None,
+                 websub: WebSubConfig | None = None) -> None:
         self.settings = settings
+        self.websub = None if websub is None else WebSubReceiver(
+            websub, load_root_secret(settings.data_dir), on_content=self._pushed,
+            on_verified=self._verified, max_bytes=settings.fetch.max_bytes)
         self.store = store
         self.fetcher = fetcher
         self.publisher = publisher
@@ -148,6 +160,11 @@ class Poller:
             if url not in wanted:
                 del self.feeds[url]
                 log.info("feed removed url=%s", url)
+        if spread and self.websub is not None:
+            # Push subscriptions live in the callback listener, which has just started empty:
+            # poll subscribed feeds now so they are subscribed again.
+            wanted = {u: replace(f, next_poll=min(f.next_poll, now)) if f.websub_lease_until else f
+                      for u, f in wanted.items()}
         if spread:
             # At start, the feeds named for this run are polled at once (the operator just
             # asked for them); a conditional GET keeps that cheap, and the spread below
@@ -170,6 +187,29 @@ class Poller:
 
     # -- one poll --------------------------------------------------------------------------
 
+    async def deliver(self, feed_url: str, parsed: ParsedFeed, now: float) -> int:
+        """Publish the new and updated entries of a parsed feed; mark them seen once the broker
+        confirmed. Returns how many were published; raises when delivery failed."""
+        for rejection in parsed.rejected:
+            metrics.ENTRIES_REJECTED.labels(rejection.reason).inc()
+        novel = self.store.novel(parsed.entries, now)
+        self.store.touch([e.key for e in parsed.entries], now)
+        if not novel:
+            return 0
+        records = [n.entry.model_copy(update={"update": True}) if n.update else n.entry
+                   for n in novel]
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self.publish_pool, self.publisher.publish_sync, records)
+        except Exception as exc:
+            log.warning("publish failed feed=%s entries=%d error=%r", feed_url, len(records), exc)
+            raise
+        self.store.mark_seen(records, time.time())
+        updates = sum(1 for r in records if r.update)
+        metrics.ENTRIES_PUBLISHED.labels("new").inc(len(records) - updates)
+        metrics.ENTRIES_PUBLISHED.labels("update").inc(updates)
+        return len(records)
+
     async def poll(self, feed: FeedState) -> FeedState:
         started = time.time()
         polled = await fetch_feed(self.fetcher, feed.url, fetch_url=feed.fetch_url,
@@ -179,34 +219,83 @@ class Poller:
         result, parsed = polled.result, polled.parsed
         published = 0
         if parsed is not None and parsed.ok:
-            for rejection in parsed.rejected:
-                metrics.ENTRIES_REJECTED.labels(rejection.reason).inc()
-            novel = self.store.novel(parsed.entries, started)
-            self.store.touch([e.key for e in parsed.entries], started)
-            if novel:
-                records = [n.entry.model_copy(update={"update": True}) if n.update else n.entry
-                           for n in novel]
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        self.publish_pool, self.publisher.publish_sync, records)
-                except Exception as exc:  # broker down or slow: keep validators, retry later
-                    log.warning("publish failed feed=%s entries=%d error=%r",
-                                feed.url, len(records), exc)
-                    result = replace(result, reason="publish_failed", error=repr(exc)[:300])
-                else:
-                    self.store.mark_seen(records, time.time())
-                    published = len(records)
-                    updates = sum(1 for r in records if r.update)
-                    metrics.ENTRIES_PUBLISHED.labels("new").inc(published - updates)
-                    metrics.ENTRIES_PUBLISHED.labels("update").inc(updates)
+            try:
+                published = await self.deliver(feed.url, parsed, started)
+            except Exception as exc:  # broker down or slow: keep validators, retry later
+                result = replace(result, reason="publish_failed", error=repr(exc)[:300])
         elif result.status == 304 and result.reason is None:
             self.store.touch_feed(feed.url, started)
-        new = after_poll(feed, result, parsed, now=time.time(), poll=self.settings.poll,
+        now = time.time()
+        new = after_poll(feed, result, parsed, now=now, poll=self.settings.poll,
                          rand=self.rng.random())
         new = replace(new, entries_published=new.entries_published + published)
+        if self.websub is not None:
+            sub = self.websub.subscriptions.get(feed_id(feed.url))
+            if sub is not None and sub.lease_until:  # verified while this poll ran
+                new = replace(new, websub_lease_until=sub.lease_until)
+            if parsed is not None and parsed.ok and result.reason is None and parsed.hub:
+                await self._subscribe(new, parsed.hub, parsed.self_url or new.fetch_url, now)
+            if new.websub_lease_until and new.websub_lease_until > now and new.interval:
+                # Pushed to us: poll only as a safety net.
+                slow = max(new.interval, min(PUSH_SAFETY_POLL, self.settings.poll.max_interval))
+                new = replace(new, next_poll=now + slow)
         self.store.save_feed(new)
         self._count(feed, new, result, parsed, published)
         return new
+
+    # -- WebSub ----------------------------------------------------------------------------
+
+    async def _subscribe(self, feed: FeedState, hub: str, topic: str, now: float) -> None:
+        websub = self.websub
+        assert websub is not None
+        if not websub.needs_subscription(feed.url, now):
+            return
+        websub.expect(feed.url, topic, hub)
+        form = subscription_form(topic, websub.callback_for(feed.url),
+                                 websub.secret_for(feed.url), websub.config.lease_seconds)
+        answer = await self.fetcher.post_form(hub, form)
+        if answer.status in (202, 204) or (answer.status == 200 and answer.reason is None):
+            log.info("websub subscription requested feed=%s hub=%s", feed.url, hub)
+            metrics.WEBSUB.labels("requested").inc()
+        else:
+            websub.subscriptions.pop(feed_id(feed.url), None)
+            metrics.WEBSUB.labels("refused").inc()
+            log.warning("websub subscription refused feed=%s hub=%s reason=%s error=%s",
+                        feed.url, hub, answer.reason, answer.error)
+
+    def _verified(self, feed_url: str, lease_until: float) -> None:
+        feed = self.feeds.get(feed_url) or self.store.feed(feed_url)
+        if feed is None:
+            return
+        feed = replace(feed, websub_lease_until=lease_until)
+        if feed.url in self.feeds and feed.url not in self.in_flight:
+            slow = min(PUSH_SAFETY_POLL, self.settings.poll.max_interval)
+            feed = replace(feed, next_poll=max(feed.next_poll, time.time() + slow))
+            heapq.heappush(self.queue, (feed.next_poll, feed.url))
+            self.feeds[feed.url] = feed
+        self.store.save_feed(feed)
+        metrics.WEBSUB.labels("verified").inc()
+
+    async def _pushed(self, feed_url: str, body: bytes, headers: dict[str, str]) -> None:
+        feed = self.feeds.get(feed_url)
+        if feed is None:
+            return
+        now = time.time()
+        parsed = await asyncio.get_running_loop().run_in_executor(
+            self.parse_pool,
+            lambda: parse_feed(body, feed.fetch_url, headers=headers,
+                               now=datetime.fromtimestamp(now, UTC), feed_url=feed.url))
+        if not parsed.ok:
+            log.warning("websub push is not a feed feed=%s reason=%s", feed_url, parsed.reason)
+            return
+        published = await self.deliver(feed.url, parsed, now)  # raises: the hub retries
+        metrics.WEBSUB.labels("pushed").inc()
+        current = self.store.feed(feed.url)
+        if current is not None:
+            self.store.save_feed(replace(current, entries_published=current.entries_published
+                                         + published))
+        log.info("websub push feed=%s entries=%d published=%d", feed_url, len(parsed.entries),
+                 published)
 
     def _count(self, old: FeedState, new: FeedState, result: FetchResult,
                parsed: ParsedFeed | None, published: int) -> None:
@@ -268,6 +357,8 @@ class Poller:
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
         self.once = once
+        if self.websub is not None and not once:
+            await self.websub.start()
         self.register_feeds()
         self.reload(spread=not once)
         log.info("poller started feeds=%d concurrency=%d", len(self.feeds),
@@ -305,6 +396,8 @@ class Poller:
                     last_prune = time.monotonic()
         finally:
             await self._cancel_in_flight()
+            if self.websub is not None:
+                await self.websub.stop()
 
     async def _cancel_in_flight(self) -> None:
         tasks = list(self.in_flight.values())
@@ -346,10 +439,11 @@ def _serve_metrics(port: int) -> object | None:
 
 
 def run_poller(settings: Settings, stop: threading.Event | None = None, *,
-               once: bool = False) -> int:
+               once: bool = False, websub: WebSubConfig | None = None) -> int:
     """Run the poller until ``stop`` is set or SIGTERM/SIGINT (in the main thread); 0 = clean.
 
-    With ``once`` every wanted feed is polled one time and the function returns.
+    With ``once`` every wanted feed is polled one time and the function returns. With
+    ``websub`` feeds that advertise a hub are subscribed for push (callback listener started).
     """
     stop = stop or threading.Event()
     restore: list[tuple[int, object]] = []
@@ -361,7 +455,7 @@ def run_poller(settings: Settings, stop: threading.Event | None = None, *,
         if not _ensure_topics_with_retry(settings, stop):
             return 0 if stop.is_set() else 1
         metrics_server = _serve_metrics(settings.metrics_port)
-        return asyncio.run(_main(settings, stop, once=once))
+        return asyncio.run(_main(settings, stop, once=once, websub=websub))
     finally:
         for sig, handler in restore:
             signal.signal(sig, handler)  # type: ignore[arg-type]
@@ -369,7 +463,8 @@ def run_poller(settings: Settings, stop: threading.Event | None = None, *,
             metrics_server.shutdown()  # type: ignore[attr-defined]
 
 
-async def _main(settings: Settings, stop: threading.Event, *, once: bool) -> int:
+async def _main(settings: Settings, stop: threading.Event, *, once: bool,
+                websub: WebSubConfig | None) -> int:
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -384,7 +479,7 @@ async def _main(settings: Settings, stop: threading.Event, *, once: bool) -> int
     poller = None
     try:
         async with Fetcher(settings.fetch, max_connections=settings.poll.max_concurrency) as fetcher:
-            poller = Poller(settings, store, fetcher, publisher)
+            poller = Poller(settings, store, fetcher, publisher, websub=websub)
             await poller.run(stopped, once=once)
     finally:
         if poller is not None:

@@ -445,10 +445,22 @@ class Fetcher:
         started = time.monotonic()
         trail: list[str] = []
         state: dict[str, Any] = {"final": url, "permanent": True}
+        return await self._guarded(url, trail, state, started, self._get(
+            url, trail, state, started, etag=etag, last_modified=last_modified,
+            respect_robots=respect_robots, accept=accept,
+            max_bytes=max_bytes or self.settings.max_bytes))
+
+    async def post_form(self, url: str, data: dict[str, str]) -> FetchResult:
+        """POST a form (e.g. a WebSub subscription) under the same guard; redirects are not
+        followed (a 3xx is returned as it is). Never raises for network or server trouble."""
+        started = time.monotonic()
+        state: dict[str, Any] = {"final": url, "permanent": False}
+        return await self._guarded(url, [], state, started, self._post(url, data, state, started))
+
+    async def _guarded(self, url: str, trail: list[str], state: dict[str, Any], started: float,
+                       work: Any) -> FetchResult:
         try:
-            return await self._get(url, trail, state, started, etag=etag,
-                                   last_modified=last_modified, respect_robots=respect_robots,
-                                   accept=accept, max_bytes=max_bytes or self.settings.max_bytes)
+            return await work
         except _FetchProblem as exc:
             return self._failed(url, state, trail, started, exc.reason, str(exc))
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -467,6 +479,24 @@ class Fetcher:
         except Exception as exc:  # a server found a way we did not foresee: still a value
             log.exception("fetch failed unexpectedly url=%s", url)
             return self._failed(url, state, trail, started, "fetch_error", repr(exc))
+
+    async def _post(self, url: str, data: dict[str, str], state: dict[str, Any],
+                    started: float) -> FetchResult:
+        _scheme, host = self._check_url(url)
+        async with self._gate(host), asyncio.timeout(self.settings.timeout):
+            response = await self._client.send(
+                self._client.build_request("POST", url, data=data), stream=True)
+            try:
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                body = await self._read_body(response, headers, 65_536)
+            finally:
+                await response.aclose()
+        reason = status_reason(response.status_code)
+        return FetchResult(url=url, final_url=url, status=response.status_code, headers=headers,
+                           body=body, reason=reason,
+                           error=None if reason is None else f"HTTP {response.status_code}",
+                           elapsed=time.monotonic() - started,
+                           retry_after=parse_retry_after(headers.get("retry-after")))
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -113,12 +113,17 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
 @click.option("--feed", "feeds", multiple=True, help="Feed URL to poll (repeatable).")
 @click.option("--feeds", "feeds_file", type=click.Path(path_type=Path, dir_okay=False),
               help="File of feed URLs, one per line, or an OPML file.")
+@click.option("--websub-callback", metavar="URL",
+              help="Public base URL of the WebSub callback listener; feeds that advertise a hub "
+                   "are then subscribed for push (and polled only as a safety net).")
+@click.option("--websub-listen", metavar="HOST:PORT", default="127.0.0.1:8601", show_default=True,
+              help="Where the WebSub callback listener binds (with --websub-callback).")
 @_data_dir
 @_private
 @click.pass_context
 def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool,
-         feeds: tuple[str, ...], feeds_file: Path | None, data_dir: Path | None,
-         allow_private_networks: bool | None) -> None:
+         feeds: tuple[str, ...], feeds_file: Path | None, websub_callback: str | None,
+         websub_listen: str, data_dir: Path | None, allow_private_networks: bool | None) -> None:
     updates: dict[str, Any] = {}
     if feeds or targets:
         updates["feeds"] = [*ctx.obj.feeds, *feeds, *targets]
@@ -135,7 +140,16 @@ def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool
     if not settings.kafka.bootstrap_servers:
         raise click.UsageError("no Kafka named: set NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS, or run "
                                "`newswire up` which starts the embedded broker")
-    sys.exit(run_poller(settings, once=once))
+    websub = None
+    if websub_callback:
+        from ingest.websub import WebSubConfig
+
+        host, _, port = websub_listen.rpartition(":")
+        if not port.isdigit():
+            raise click.BadParameter("expected HOST:PORT", param_hint="--websub-listen")
+        websub = WebSubConfig(callback_base=websub_callback, host=host or "127.0.0.1",
+                              port=int(port))
+    sys.exit(run_poller(settings, once=once, websub=websub))
 
 
 # --- feeds --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"  # headlines, used while tuning
 HELDOUT_SET = ROOT / "tests" / "test_tag_heldout.yaml"  # snippets, written before its first run
 BLIND_SET = ROOT / "tests" / "test_tag_blind.yaml"  # longer paragraphs, written before its first run
 BLIND_ML_SET = ROOT / "tests" / "test_tag_blind_ml.yaml"  # non-English headlines, same
+BLIND_NOTES_SET = ROOT / "tests" / "test_tag_blind_notes.yaml"  # event-note style, same
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 
@@ -220,6 +221,7 @@ def main() -> None:
     eval_own(tagger, args.show_errors, HELDOUT_SET)
     eval_own(tagger, args.show_errors, BLIND_SET)
     eval_own(tagger, args.show_errors, BLIND_ML_SET)
+    eval_own(tagger, args.show_errors, BLIND_NOTES_SET)
     eval_bbc(tagger, args.split, args.show_errors)
     eval_india(tagger, args.split, args.show_errors)
     eval_insight(tagger, args.split, args.show_errors)

@@ -25,6 +25,7 @@ TRANSLATIONS = ("ar", "he", "hi", "fr", "ru", "uk")
 # (where the wars are, so small towns matter); Latin alternates only for very big cities
 BIG_CITY = 100_000
 HUGE_CITY = 1_000_000
+FOCUS_LATIN = 30_000
 SCRIPTS = ("ARABIC", "HEBREW", "DEVANAGARI", "CYRILLIC")
 
 
@@ -58,6 +59,11 @@ def script_of(text: str) -> str:
             name = unicodedata.name(ch, "")
             return name.split(" ", 1)[0] if name else "OTHER"
     return "OTHER"
+
+
+def _fold(name: str) -> str:
+    """"Dūmā" -> "Duma": the spelling most English copy uses."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
 
 
 def _short(name: str) -> str:
@@ -106,14 +112,18 @@ def cities(conflict_countries: frozenset[str]) -> dict[str, list[Place]]:
         pop = int(info.get("population") or 0)
         cc = info["countrycode"]
         place = Place(info["name"], cc, float(info["latitude"]), float(info["longitude"]), pop)
-        names = {info["name"]}
+        names = {info["name"], _fold(info["name"])}
+        focus = cc in conflict_countries
         for alt in info.get("alternatenames") or ():
             if len(alt) < 3 or alt.isupper() or not alt[0].isalpha():
                 continue
             script = script_of(alt)
             if script == "LATIN":
-                if pop >= HUGE_CITY and alt[0].isupper():
+                # English/French spellings of towns where the wars are ("Douma" for "Dūmā")
+                if alt[0].isupper() and (pop >= HUGE_CITY or (focus and pop >= FOCUS_LATIN
+                                                              and len(alt) >= 4)):
                     names.add(alt)
+                    names.add(_fold(alt))
             elif script in SCRIPTS and (pop >= BIG_CITY or cc in conflict_countries):
                 names.add(alt)
         for n in names:

@@ -48,7 +48,7 @@ CLITIC = 2  # Arabic/Hebrew: one-letter prefixes (و ال ב ה ...) may be glue
 W_ALIAS = 4.0
 W_TERM = 2.5
 W_ACTOR = 2.5
-W_COUNTRY = 1.2
+W_COUNTRY = 1.6
 TITLE_FACTOR = 2.5
 LEAD_CHARS = 700  # position boost fades linearly over the first characters of the body
 LEAD_BOOST = 1.0
@@ -493,7 +493,9 @@ class Tagger:
             for cid in self.country_conflicts.get(cc, ()):
                 label = f"country:{cc}"
                 ev[cid][label].extend(factors)
-                ev_w[(cid, label)] = W_COUNTRY / math.sqrt(share)
+                # a country says more about a war fought only there than one spanning three
+                n_where = max(1, len(self.conflict_where.get(cid, ())))
+                ev_w[(cid, label)] = W_COUNTRY / math.sqrt(share) / math.sqrt(n_where)
                 side = self.country_side.get((cid, cc))
                 if side is not None:
                     sides_hit[cid].add(side)

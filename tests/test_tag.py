@@ -23,6 +23,7 @@ EVAL_SET = ROOT / "tests" / "test_tag_eval.yaml"
 HELDOUT_SET = ROOT / "tests" / "test_tag_heldout.yaml"
 BLIND_SET = ROOT / "tests" / "test_tag_blind.yaml"
 BLIND_ML_SET = ROOT / "tests" / "test_tag_blind_ml.yaml"
+BLIND_NOTES_SET = ROOT / "tests" / "test_tag_blind_notes.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +118,9 @@ def test_multilingual_headlines(tagger: Tagger, headline: str, expected: str, ev
         assert tags.event_types[0].id == event, [e.id for e in tags.event_types]
 
 
-@pytest.mark.parametrize("path", [EVAL_SET, HELDOUT_SET, BLIND_SET, BLIND_ML_SET],
-                         ids=["headlines", "snippets", "paragraphs", "non-english-headlines"])
+@pytest.mark.parametrize(
+    "path", [EVAL_SET, HELDOUT_SET, BLIND_SET, BLIND_ML_SET, BLIND_NOTES_SET],
+    ids=["headlines", "snippets", "paragraphs", "non-english-headlines", "event-notes"])
 def test_eval_set_quality_floor(tagger: Tagger, path: Path) -> None:
     # the hand-written sets in tests/; bench/conflict_eval.py prints the detail per language
     items = yaml.safe_load(path.read_text(encoding="utf-8"))["items"]

@@ -76,14 +76,33 @@ def binary_reason(raw: bytes, content_type: str | None = None) -> str | None:
     return None
 
 
-_SCRIPT_STYLE = re.compile(rb"<(script|style|svg|noscript)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_CODE_OPEN = re.compile(rb"<(script|style|svg|noscript)\b")
+
+
+def _strip_code_blocks(raw: bytes) -> bytes:
+    """Remove <script>/<style>/<svg>/<noscript> blocks in one linear pass (a regex with a
+    lazy body is quadratic on unclosed tags); an unclosed block ends the page."""
+    lower = raw.lower()
+    out, pos = [], 0
+    while True:
+        match = _CODE_OPEN.search(lower, pos)
+        if match is None:
+            out.append(raw[pos:])
+            break
+        out.append(raw[pos:match.start()])
+        end = lower.find(b"</" + match.group(1), match.end())
+        if end < 0:
+            break
+        close = lower.find(b">", end)
+        pos = len(raw) if close < 0 else close + 1
+    return b"".join(out)
 
 
 def _shrink(raw: bytes) -> tuple[bytes, bool]:
     """Bound the work on huge pages: drop scripts/styles, then keep the first SOFT_BYTES."""
     if len(raw) <= SOFT_BYTES:
         return raw, False
-    raw = _SCRIPT_STYLE.sub(b"", raw)
+    raw = _strip_code_blocks(raw)
     if len(raw) <= SOFT_BYTES:
         return raw, False
     return raw[:SOFT_BYTES], True

@@ -207,6 +207,14 @@ def test_big_page_with_scripts_is_shrunk_not_dropped() -> None:
     assert "survivors" in result.text and "var x" not in result.text
 
 
+def test_huge_page_of_unclosed_scripts_is_handled() -> None:
+    # A lazy regex over this would be quadratic; the linear pass must cut it at the first one.
+    raw = page(paragraphs(STORY)).encode().replace(b"</body>", b"<script>x" * 1_500_000)
+    result = clean(raw, URL)
+    assert isinstance(result, CleanArticle)
+    assert "survivors" in result.text
+
+
 def test_hundred_thousand_nested_tags() -> None:
     raw = b"<html><body><p>Lead " + b"<div>" * 100_000 + b"deep" + b"</div>" * 100_000 + b"</p>"
     result = clean(raw, URL)

@@ -49,6 +49,7 @@ PERMANENT_REDIRECTS = frozenset({301, 308})
 ROBOTS_MAX_BYTES = 512_000
 ROBOTS_TTL = 24 * 3600.0
 ROBOTS_ERROR_TTL = 600.0
+ROBOTS_CACHE_SIZE = 20_000
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -616,6 +617,12 @@ class Fetcher:
                 self._robots_pending[origin] = pending
                 try:
                     entry = await self._fetch_robots(origin)
+                    if len(self._robots) >= ROBOTS_CACHE_SIZE:  # bounded: expired first, then oldest
+                        now = time.monotonic()
+                        for name in [o for o, r in self._robots.items() if r.expires < now]:
+                            del self._robots[name]
+                        while len(self._robots) >= ROBOTS_CACHE_SIZE:
+                            del self._robots[next(iter(self._robots))]
                     self._robots[origin] = entry
                     pending.set_result(entry)
                 except BaseException as exc:

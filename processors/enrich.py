@@ -21,12 +21,19 @@ class Enriched:
     detail: str | None = None
 
 
+_ready = False  # inherited as True by processes forked after the parent compiled
+
+
 def init_worker(taxonomy_file: str | None) -> None:
-    """Process-pool initializer: load the operator's taxonomy once per worker process."""
+    """Load and compile the taxonomy once per process tree: in the parent before it forks
+    the pool, and as the pool's initializer (a no-op in forked processes that inherited it)."""
+    global _ready
+    if _ready:
+        return
     from processors import tag as tagging
 
-    if taxonomy_file:
-        tagging.configure(Path(taxonomy_file))
+    tagging.configure(Path(taxonomy_file) if taxonomy_file else None)
+    _ready = True
 
 
 def enrich(body: bytes, url: str, content_type: str | None, entry_json: bytes) -> Enriched:

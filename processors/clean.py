@@ -489,7 +489,8 @@ def _run_extractor(tree: Any, url: str, *, fast: bool = True, tables: bool = Fal
 
     options = {**_OPTIONS, "include_tables": tables}
     doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **options)
-    text = _drop_link_lines((doc.text or "") if doc is not None else "")
+    raw_text = getattr(doc, "text", None) or ""  # a Document (never a dict: as_dict is off)
+    text = _drop_link_lines(raw_text)
     # The fallback extractors keep the page's source layout (indentation, blank lines).
     return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
 

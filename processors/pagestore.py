@@ -103,14 +103,16 @@ class PageStore:
 
     @staticmethod
     def _filter(since: datetime | None, source: str | None) -> tuple[str, tuple[object, ...]]:
-        clauses, args = ["1=1"], []
+        clauses: list[str] = ["1=1"]
+        args: list[object] = []
         if since is not None:
             clauses.append("fetched_at >= ?")
             args.append(_ts(since))
         if source:  # "example.com" also matches "www.example.com" and other subdomains
             host = source.lower().strip().rstrip(".")
-            clauses.append("(source = ? OR source LIKE ?)")
-            args.extend([host, "%." + host.replace("%", "").replace("_", "")])
+            escaped = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(source = ? OR source LIKE ? ESCAPE '\\')")
+            args.extend([host, "%." + escaped])
         return " AND ".join(clauses), tuple(args)
 
     def close(self) -> None:

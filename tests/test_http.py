@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from newswire.http import (
     AddressPolicy,
+    _CappedDecoder,
     BlockedAddress,
     Fetcher,
     GuardedNetworkBackend,
@@ -342,3 +343,21 @@ def test_connect_error_type_is_httpcore_for_unreachable() -> None:
 
     with pytest.raises(httpcore.ConnectError):
         asyncio.run(go())
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "identity"])
+@given(data=st.binary(max_size=5000), cap=st.integers(1, 6000), chunk=st.integers(1, 700))
+def test_capped_decoder_round_trips_or_stops_at_the_cap(coding: str, data: bytes, cap: int,
+                                                        chunk: int) -> None:
+    from newswire.http import _TooLarge
+
+    encoded = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+               "identity": bytes}[coding](data)
+    decoder = _CappedDecoder(coding, cap)
+    try:
+        for i in range(0, len(encoded), chunk):
+            decoder.feed(encoded[i:i + chunk])
+    except _TooLarge:
+        assert len(data) > cap
+        return
+    assert len(data) <= cap and decoder.body() == data

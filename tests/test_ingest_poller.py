@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +79,11 @@ class FeedHandler(BaseHTTPRequestHandler):
                 self._send(200, self.server.feed, ETag=etag)
         elif self.path == "/no-validators.xml":  # always 200: the seen set must stop repeats
             self._send(200, rss([("Quiet", "https://other.example.org/q/1")]))
+        elif self.path == "/old.xml":
+            self.send_response(301)
+            self.send_header("Location", "/feed.xml")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path == "/broken.xml":
             self._send(200, b"<rss><channel><item><title>half")
         elif self.path == "/page":
@@ -227,3 +236,40 @@ def test_dry_run_fetches_a_url_and_publishes_nothing(feed_server: FeedServer,
     failed = runner.invoke(main, ["poll", "--dry-run", "--allow-private-networks",
                                   f"{feed_server.base}/missing.xml"])
     assert failed.exit_code == 1 and "http_404" in failed.stderr
+
+
+def test_permanent_redirect_updates_the_stored_url(kafka_settings: Settings,
+                                                   feed_server: FeedServer) -> None:
+    settings = with_feeds(kafka_settings, f"{feed_server.base}/old.xml")
+    assert run_poller(settings, once=True) == 0
+    with StateStore.open(settings) as store:
+        feed = store.feed(f"{feed_server.base}/old.xml")
+    assert feed is not None and feed.fetch_url == f"{feed_server.base}/feed.xml"
+    assert len(consume(settings)) == 2
+    before = feed_server.hits.get("/old.xml", 0)
+    assert run_poller(settings, once=True) == 0  # goes straight to the new URL now
+    assert feed_server.hits.get("/old.xml", 0) == before and feed_server.not_modified >= 1
+
+
+def test_poll_service_stops_on_sigterm(kafka_settings: Settings, feed_server: FeedServer,
+                                       tmp_path: Path) -> None:
+    env = {**os.environ, "NEWSWIRE_DATA_DIR": str(tmp_path / "d"),
+           "NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers or "",
+           "NEWSWIRE_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from newswire.cli import main; main()", "poll",
+         "--allow-private-networks", "--feed", f"{feed_server.base}/feed.xml"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(60):  # bounded wait for the first poll to be published
+            if consume(kafka_settings):
+                break
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert len(consume(kafka_settings)) == 2

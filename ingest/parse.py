@@ -12,7 +12,7 @@ import html
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -22,6 +22,8 @@ from newswire.keys import canonical_url, text_hash, url_key
 from newswire.records import FeedEntry
 
 SUMMARY_CHARS = 600
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # older "published" dates are feed bugs
+FUTURE_SLACK = timedelta(days=1)  # scheduled posts and wrong time zones, not year 9999
 TITLE_CHARS = 500
 # Total characters internal entities may expand to before their declarations are dropped.
 MAX_ENTITY_EXPANSION = 1_000_000
@@ -213,6 +215,7 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
     # feed's URL, or when that is not http (a local file) against the feed's self/site link.
     base = url if _http(url) else (self_url if _http(self_url) else (site if _http(site) else url))
     stamp = {"polled_at": now} if now is not None else {}
+    latest = (now or datetime.now(UTC)) + FUTURE_SLACK
     entries: list[FeedEntry] = []
     rejected: list[Rejection] = []
     for index, item in enumerate(raw_entries):
@@ -237,6 +240,10 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
             published = _struct_to_datetime(item.get(name))
             if published is not None:
                 break
+        if published is not None and not (EARLIEST <= published <= latest):
+            # A date the feed cannot mean (year 1, 9999) would sort above every real story
+            # forever: unknown is the honest answer.
+            published = None
         entries.append(FeedEntry(
             key=key, url=canonical, link=link, guid=guid, title=title, summary=summary,
             published=published, feed=feed_url or url, source=urlsplit(canonical).hostname or "",

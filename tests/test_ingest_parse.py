@@ -169,3 +169,16 @@ def test_discovery_finds_declared_feeds_first() -> None:
         "https://site.example/world/feed"]
     assert discover_feed_links(b"<html><body>nothing</body></html>", "https://s.example/") == []
     assert common_feed_urls("https://s.example/x/")[0] == "https://s.example/feed"
+
+
+def test_absurd_dates_become_unknown() -> None:
+    def dated(date: str) -> bytes:
+        return (f'<rss version="2.0"><channel><item><link>https://e.example/1</link>'
+                f"<pubDate>{date}</pubDate></item></channel></rss>").encode()
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    for absurd in ("Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 1900 00:00:00 GMT",
+                   "Sat, 01 Jun 2024 00:00:00 GMT".replace("2024", "2025")):
+        assert parse_feed(dated(absurd), "https://e.example/f", now=now).entries[0].published is None
+    fine = parse_feed(dated("Fri, 31 May 2024 10:00:00 GMT"), "https://e.example/f", now=now)
+    assert fine.entries[0].published == datetime(2024, 5, 31, 10, tzinfo=UTC)

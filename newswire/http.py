@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import ipaddress
 import logging
 import socket
@@ -415,6 +416,10 @@ class Fetcher:
             trust_env=False,
             timeout=httpx.Timeout(settings.timeout),
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": accept_encoding()},
+            # No cookies: one client serves thousands of hosts for months, and a jar would
+            # grow without bound (and carry tracking state between fetches).
+            cookies=http.cookiejar.CookieJar(
+                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
         self._gates: dict[str, _HostGate] = {}
         self._robots: dict[str, _Robots] = {}

@@ -76,6 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/ok":
             self._send(200, b"hello", Content_Type="text/plain",
                        X_Agent=self.headers.get("User-Agent", ""))
+        elif path == "/set-cookie":
+            self._send(200, b"set", Set_Cookie="session=abc; Path=/")
+        elif path == "/echo-cookie":
+            self._send(200, self.headers.get("Cookie", "").encode())
         elif path == "/feed":
             if self.headers.get("If-None-Match") == '"v1"':
                 self._send(304, ETag='"v1"')
@@ -361,3 +365,12 @@ def test_capped_decoder_round_trips_or_stops_at_the_cap(coding: str, data: bytes
         assert len(data) > cap
         return
     assert len(data) <= cap and decoder.body() == data
+
+
+def test_no_cookies_are_kept_between_fetches(server: _Server) -> None:
+    async def go() -> bytes:
+        async with Fetcher(FetchSettings(allow_private_networks=True, per_host_min_gap=0.0)) as f:
+            await f.get(f"{server.base}/set-cookie")
+            return (await f.get(f"{server.base}/echo-cookie")).body
+
+    assert asyncio.run(go()) == b""

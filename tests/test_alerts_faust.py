@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from newswire.ops import replay
 from newswire.records import Article, ConflictTag, DeadLetter
 from newswire.settings import Settings, child_env
 from newswire.topics import ensure_topics
@@ -59,7 +60,7 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+        env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "DEBUG"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
@@ -80,10 +81,17 @@ class Worker:
     def read_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait(self, check: Callable[[], object], what: str) -> object:
+        try:
+            return wait_for(check, what)
+        except AssertionError as exc:  # say what the worker was doing
+            raise AssertionError(f"{exc}\n--- worker log tail:\n{self.read_text()[-4000:]}") \
+                from None
+
     def wait_rule(self, rule_id: str, times: int = 1) -> None:
         needle = f"alert rule updated rule={rule_id}"
-        wait_for(lambda: self.read_text().count(needle) >= times,
-                 f"the worker to apply rule {rule_id} ({times})")
+        self.wait(lambda: self.read_text().count(needle) >= times,
+                  f"the worker to apply rule {rule_id} ({times})")
 
 
 @pytest.fixture
@@ -166,6 +174,15 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
     assert json.loads(letter.payload or "{}")["channel_index"] == 1
     assert SECRET not in (letter.payload or "") and SECRET not in worker.read_text()
 
+    # the receiver is back: `newswire dlq replay alert` re-drives just that channel
+    receiver.status["/down"] = 200
+    assert replay(kafka_settings, "alert", reason="delivery_failed") == 1
+    worker.wait(lambda: len(receiver.hits("/down")) == 4, "the redelivery")
+    redelivered = json.loads(receiver.hits("/down")[-1][1])
+    assert redelivered["story"]["story_id"] == "story-1"
+    assert len(receiver.hits("/hook")) == 1  # the channel that worked is not sent again
+    worker.wait(lambda: (a := state()) is not None and a.status == "sent", "status sent")
+
 
 def story(key: str, text: str, source: str = "bbc.co.uk") -> Article:
     return Article(id=f"{key}-{source}", url=f"https://{source}/{key}", title=key, text=text,
@@ -184,7 +201,7 @@ def test_rule_changes_apply_live_and_a_restart_never_resends(
 
     def settle(n: int) -> None:  # everything sent before the n-th sentinel is decided
         send_articles(kafka_settings, story(f"zanzibar-{n}", "Zanzibar"))
-        wait_for(lambda: len(receiver.hits("/sentinel")) >= n, f"sentinel {n}")
+        worker.wait(lambda: len(receiver.hits("/sentinel")) >= n, f"sentinel {n}")
 
     send_articles(kafka_settings, story("s1", "A ceasefire was agreed."))
     settle(1)
@@ -202,6 +219,8 @@ def test_rule_changes_apply_live_and_a_restart_never_resends(
     worker.wait_rule(rule.id, 3)
     worker.stop()
     worker.start()  # state and rules come back from their changelog topics
+    worker.wait(lambda: worker.read_text().count("alert rules loaded rules=2") >= 1,
+                "the restarted worker to recover its rules")
     send_articles(kafka_settings,
                   story("s1", "A ceasefire was agreed."),  # the same article again (replay)
                   story("s1", "A ceasefire was agreed.", source="apnews.com"),  # a copy
@@ -215,7 +234,7 @@ def test_rule_changes_apply_live_and_a_restart_never_resends(
             found = {a.story_id: a for a in store.alerts(rule.id)}
         return found if "s1" in found and found["s1"].also_reported_by else None
 
-    found = wait_for(states, "the copy recorded on the s1 alert")
+    found = worker.wait(states, "the copy recorded on the s1 alert")
     assert isinstance(found, dict)
     assert found["s1"].sources == ["bbc.co.uk", "apnews.com"]
     assert found["s1"].status == "sent" and "s2" not in found

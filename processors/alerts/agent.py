@@ -20,7 +20,6 @@ everything per event, dead-letters it with the reason, and moves on.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -196,6 +195,8 @@ def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = N
                 with MATCH_SECONDS.time():
                     matched = service.index.match(article)
                 if matched:
+                    log.info("article matched article=%s story=%s rules=%d", article.id,
+                             article.story_id, len(matched))
                     MATCHED.inc(len(matched))
                     match = MatchEvent.from_article(tuple(r.id for r in matched), article)
                     key = (article.story_id or article.id).encode()
@@ -274,6 +275,9 @@ async def _decide(service: AlertService, rule_id: str, match: MatchEvent, dead_l
     raw_box = outbox_table.get(box_key)
     outbox = Outbox.from_bytes(raw_box) if raw_box else None
     now = utcnow()
+    if match.kind == "redeliver":
+        await _redeliver(service, rule, match, dead_letter, event)
+        return
     if match.kind == "flush":
         if outbox is None:
             return
@@ -291,6 +295,8 @@ async def _decide(service: AlertService, rule_id: str, match: MatchEvent, dead_l
         existing = Alert.from_bytes(raw) if raw else None
         outcome = on_match(rule, match, existing, outbox, now)
     DECISIONS.labels(outcome.reason).inc()
+    log.debug("alert decision rule=%s story=%s outcome=%s", rule_id, match.story_id,
+              outcome.reason)
     _store(service, outcome)
     if outcome.send is None or rule is None:
         return
@@ -304,25 +310,52 @@ def _store(service: AlertService, outcome: Outcome) -> None:
         service.tables["outbox"][outcome.outbox.rule_id.encode()] = outcome.outbox.to_bytes()
 
 
+async def _redeliver(service: AlertService, rule: Rule | None, match: MatchEvent,
+                     dead_letter: Any, event: faust.EventT) -> None:
+    index = match.channel_index
+    if rule is None or index is None or not 0 <= index < len(rule.channels):
+        DECISIONS.labels("redeliver_dropped").inc()
+        log.warning("redelivery dropped rule=%s channel_index=%s: rule or channel gone",
+                    match.rule_ids, index)
+        return
+    alerts = []
+    for story in match.stories:
+        raw = service.tables["alerts"].get(alert_key(rule.id, story).encode())
+        if raw:
+            alerts.append(Alert.from_bytes(raw))
+    if not alerts:
+        DECISIONS.labels("redeliver_dropped").inc()
+        return
+    DECISIONS.labels("redeliver").inc()
+    note = Notification(match.notification_kind, rule, tuple(alerts), utcnow())
+    await _deliver(service, rule, note, dead_letter, event, only=index)
+
+
 async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_letter: Any,
-                   event: faust.EventT) -> None:
-    results = await service.deliverer.deliver_all(rule.channels, note)
+                   event: faust.EventT, only: int | None = None) -> None:
+    targets = list(enumerate(rule.channels)) if only is None else [(only, rule.channels[only])]
+    results = await service.deliverer.deliver_all(tuple(c for _, c in targets), note)
+    outcomes = list(results)
+    base = note.alerts[0].deliveries
+    if only is not None and len(base) == len(rule.channels):  # keep the other channels' results
+        outcomes = [*base[:only], results[0], *base[only + 1:]]
     now = utcnow()
-    done = after_delivery(note.alerts, results, now)
+    done = after_delivery(note.alerts, tuple(outcomes), now)
     for alert in done:
         service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
-        if any(r.ok for r in results):
+        if any(r.ok for r in results) and only is None:
             LATENCY.observe(max(0.0, (now - alert.first_seen).total_seconds()))
-    payload = note.payload()
-    for index, (channel, result) in enumerate(zip(rule.channels, results, strict=True)):
+    for (index, channel), result in zip(targets, results, strict=True):
         DELIVERIES.labels(channel.type, str(result.ok).lower()).inc()
         if result.ok:
             continue
-        # The payload carries no secret: the channel is named by index, the rule by id.
-        await dead_letter(
-            event, f"delivery_failed:{channel.type}", result.error, key=note.id,
-            payload=json.dumps({"rule_id": rule.id, "channel_index": index,
-                                "channel": result.channel, "attempts": result.attempts,
-                                "notification": payload}, ensure_ascii=False))
+        # The payload names the rule by id and the channel by index: no URL, no secret.
+        # Replayed to the matches topic (`newswire dlq replay alert`), it retries this channel.
+        retry = MatchEvent(kind="redeliver", rule_ids=(rule.id,),
+                           story_id=note.alerts[0].story_id,
+                           stories=tuple(a.story_id for a in note.alerts),
+                           channel_index=index, notification_kind=note.kind)
+        await dead_letter(event, f"delivery_failed:{channel.type}", result.error, key=note.id,
+                          payload=retry.to_bytes().decode())
     log.info("alert %s rule=%s alert=%s stories=%d channels_ok=%d/%d", note.kind, rule.id,
              note.id, len(note.alerts), sum(r.ok for r in results), len(results))

@@ -41,9 +41,11 @@ class MatchEvent(Record):
 
     ``kind="flush"`` is a timer's request to send what a digest/throttle of ``rule_ids``
     queued; it goes through the same agent because only an agent may change a Faust table.
+    ``kind="redeliver"`` is the payload of a failed delivery's dead letter: replayed to this
+    topic (``newswire dlq replay alert``) it retries that one channel.
     """
 
-    kind: Literal["match", "flush"] = "match"
+    kind: Literal["match", "flush", "redeliver"] = "match"
     rule_ids: tuple[str, ...]
     story_id: str = ""
     article: ArticleRef | None = None
@@ -52,6 +54,11 @@ class MatchEvent(Record):
     countries: tuple[str, ...] = ()
     killed: int | None = None
     matched_at: UTCDateTime = Field(default_factory=utcnow)
+    # kind="redeliver" (a dead-lettered delivery sent back by `newswire dlq replay alert`):
+    # send these stories' alerts again to one channel of the rule
+    stories: tuple[str, ...] = ()
+    channel_index: int | None = None
+    notification_kind: Literal["alert", "digest"] = "alert"
 
     @classmethod
     def from_article(cls, rule_ids: tuple[str, ...], article: Article, *,

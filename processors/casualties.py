@@ -101,7 +101,26 @@ _OTHER = [
     ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:погибли|погибших|убиты|убитых|загинули|загиблих|вбиті)", re.I)),
     ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:ранены|раненых|пострадали|поранені|поранених)", re.I)),
 ]
-_PATTERNS = _EN + _OTHER
+# a pattern is only tried on a sentence holding one of its needles (lower-cased): the number
+# alternatives are costly to try at every position of every sentence
+_NEEDLES = [
+    ("kill", "dead", "died", "slain", "lives", "perish", "execut", "massacr"),
+    ("injur", "wound", "hurt", "maim"),
+    ("kill", "left ", "leaving"),
+    ("injur", "wound"),
+    ("injur",),
+    ("toll", "number of dead"),
+    ("death", "fatalit", "dead"),
+    ("injur", "wounded"),
+    ("mort", "tué"), ("bless",), ("tuant", "coûté", "fait "),
+    ("muert", "asesina", "fallec"), ("herid",),
+    ("مقتل", "استشهاد", "قتل"), ("قتي", "قتل", "شهي", "شهد", "حتف"), ("إصابة", "جرح"),
+    ("جري", "جرح", "مصاب", "صيبوا"),
+    ("הרוג", "חלל", "נהרג", "נרצח"), ("נהרג", "נרצח"), ("פצוע", "נפצע"), ("נפצע",),
+    ("मौत", "मारे", "शहीद"), ("घायल",), ("मार गिरा", "ढेर"),
+    ("погиб", "убит", "загин", "вбит"), ("ранен", "пострада", "поранен"),
+]  # fmt: skip
+_PATTERNS = [(kind, rx, needles) for (kind, rx), needles in zip(_EN + _OTHER, _NEEDLES, strict=True)]
 SCAN_CHARS = 6000
 SCAN_SENTENCES = 40
 # a sentence with no digit and no number word cannot carry a figure
@@ -174,9 +193,10 @@ def extract_casualties(text: str) -> Casualties | None:
         if not sentence or not _GATE.search(sentence) or not _HAS_NUMBER.search(sentence):
             continue
         flat = " ".join(sentence.split())
+        low = flat.lower()
         best: dict[str, tuple[int, int]] = {}  # kind -> (position, value): earliest figure wins
-        for kind, pattern in _PATTERNS:
-            if kind in found:
+        for kind, pattern, needles in _PATTERNS:
+            if kind in found or not any(n in low for n in needles):
                 continue
             for hit in pattern.finditer(flat):
                 value = parse_number(hit.group("num"))

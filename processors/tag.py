@@ -320,10 +320,10 @@ class Tagger:
         automaton = ahocorasick.Automaton()
         for pkey, payloads in padded.items():
             automaton.add_word(pkey, (pkey.strip(), len(pkey) - len(pkey.lstrip(" ")),
-                                      len(pkey) - len(pkey.rstrip(" ")), payloads))
+                                      len(pkey) - len(pkey.rstrip(" ")), _by_layer(payloads)))
         automaton.make_automaton()
         self._automaton = automaton
-        self._cs_payloads = dict(cs_entries)
+        self._cs_payloads = {k: _by_layer(v) for k, v in cs_entries.items()}
         alternation = "|".join(re.escape(s) for s in sorted(cs_entries, key=len, reverse=True))
         self._cs_regex = re.compile(rf"(?<![\w.])(?:{alternation})(?![\w])") if cs_entries else None
         log.info("tagger compiled taxonomy=%s keys=%d cs=%d cities=%d", tx.version, len(entries),
@@ -342,7 +342,7 @@ class Tagger:
             rel = pos - body_norm
             return 1.0 + LEAD_BOOST * max(0.0, 1.0 - rel / LEAD_CHARS)
 
-        raw: list[tuple[int, int, str, list[tuple[int, Any, float, int]]]] = []
+        raw: list[tuple[int, int, str, tuple[list[tuple[int, Any, float, int]], ...]]] = []
         padded = f" {norm} "
         clitics = _ARABIC_CLITICS | _HEBREW_CLITICS
         for end_idx, (key, lpad, rpad, payloads) in self._automaton.iter(padded):
@@ -365,16 +365,13 @@ class Tagger:
                     e2 = bisect.bisect_left(index, e)
                 else:
                     s2, e2 = s, e
-                raw.append((s2, e2, m.group(), list(self._cs_payloads[m.group()])))
+                raw.append((s2, e2, m.group(), self._cs_payloads[m.group()]))
         # longest match wins, a match inside a longer one is dropped; names (entities) and
         # event words are resolved apart, so "Russian drones" is both an actor and a drone
         hits: list[_Hit] = []
-        for layer in _LAYERS:
-            layered = []
-            for start, end, key, payloads in raw:
-                mine = [p for p in payloads if p[0] in layer]
-                if mine:
-                    layered.append((start, end, key, mine))
+        for li in range(len(_LAYERS)):
+            layered = [(start, end, key, by_layer[li]) for start, end, key, by_layer in raw
+                       if by_layer[li]]
             layered.sort(key=lambda r: (r[0], -(r[1] - r[0])))
             last_end = -1
             for start, end, key, payloads in layered:
@@ -619,6 +616,11 @@ _PLACE_PREFIXES = {"north", "south", "east", "west", "northern", "southern", "ea
                    "central", "upper", "lower", "greater", "old", "new", "in", "of", "near",
                    "the", "from", "to", "at", "and", "outside", "downtown", "inside", "port",
                    "lake", "mount", "fort", "saint", "san", "santa", "el", "al", "la", "le"}
+
+
+def _by_layer(payloads: list[tuple[int, Any, float, int]]) -> tuple[list[tuple[int, Any, float, int]], ...]:
+    """Payloads split by evidence layer once at compile time (the scan loop stays small)."""
+    return tuple([p for p in payloads if p[0] in layer] for layer in _LAYERS)
 
 
 @lru_cache(maxsize=2)

@@ -11,7 +11,11 @@ With ``--readability`` it also scores the same systems against the text of Mozil
 Readability's expected output on readability-pages (130 pages, many not news, tables kept):
 a check that the tuning is not fitted to fundus.
 
-Run: .venv/bin/python bench/extraction_bench.py [--rounds 3] [--readability]
+With ``--pool N`` it also cleans the pages (3 passes) in a process pool of 1 and of N
+workers, as the Faust worker does, and prints wall-clock pages/s of each: how the cleaning
+stage scales with cores (on a machine shared with other work, expect noise).
+
+Run: .venv/bin/python bench/extraction_bench.py [--rounds 3] [--readability] [--pool 2]
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--readability", action="store_true",
                         help="also score against readability-pages' expected text")
+    parser.add_argument("--pool", type=int, default=0,
+                        help="also measure a process pool of this many workers")
     args = parser.parse_args()
     truth_json = json.loads((DATA / "ground_truth.json").read_text())
     truth = {k: "\n".join(v["body"]) for k, v in truth_json.items()}
@@ -116,6 +122,29 @@ def main() -> None:
               f"{sh[0]:6.4f} {sh[1]:6.4f} {sh[2]:6.4f} {sh[3]:6.4f}   {speed[name]:7.1f}")
     if args.readability:
         readability(runs)
+    if args.pool:
+        pool_scaling(pages, urls, args.pool)
+
+
+def _clean_one(raw: bytes, url: str) -> int:
+    from processors.clean import CleanArticle, clean
+
+    result = clean(raw, url, content_type="text/html")
+    return len(result.text) if isinstance(result, CleanArticle) else 0
+
+
+def pool_scaling(pages: dict[str, bytes], urls: dict[str, str], workers: int) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(pages[k], urls[k]) for k in pages] * 3
+    print(f"\nprocess pool, {len(jobs)} pages, wall clock")
+    for size in sorted({1, workers}):
+        with ProcessPoolExecutor(max_workers=size) as pool:
+            list(pool.map(_clean_one, *zip(*jobs[:size * 2], strict=True)))  # warm-up
+            start = time.perf_counter()
+            list(pool.map(_clean_one, *zip(*jobs, strict=True), chunksize=4))
+            elapsed = time.perf_counter() - start
+        print(f"{size} worker(s): {len(jobs) / elapsed:7.1f} pages/s")
 
 
 def readability(runs: dict[str, Callable[[bytes, str], str]]) -> None:

@@ -51,6 +51,7 @@ ROBOTS_MAX_BYTES = 512_000
 ROBOTS_TTL = 24 * 3600.0
 ROBOTS_ERROR_TTL = 600.0
 ROBOTS_CACHE_SIZE = 20_000
+MAX_CRAWL_DELAY = 30.0  # a larger Crawl-delay is honoured as this (and said in the docs)
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -389,6 +390,7 @@ class _Robots:
     parser: RobotFileParser | None  # None with allow=True/False below
     allow_all: bool = False
     disallow_all: bool = False
+    crawl_delay: float = 0.0
 
     def allows(self, agent: str, url: str) -> bool:
         if self.allow_all:
@@ -638,6 +640,9 @@ class Fetcher:
                     del self._robots_pending[origin]
             else:
                 entry = await asyncio.shield(pending)
+        if entry.crawl_delay:  # the site asked for a slower pace: widen this host's gap
+            gate = self._gate((parts.hostname or "").lower())
+            gate.gap = max(gate.gap, entry.crawl_delay)
         return entry.allows(self._agent, url)
 
     async def _fetch_robots(self, origin: str) -> _Robots:
@@ -653,7 +658,11 @@ class Fetcher:
             return _Robots(now + ROBOTS_ERROR_TTL, None, disallow_all=True)
         parser = RobotFileParser()
         parser.parse(result.body.decode("utf-8", "replace").splitlines())
-        return _Robots(now + ROBOTS_TTL, parser)
+        try:
+            delay = float(parser.crawl_delay(self._agent) or 0.0)
+        except (TypeError, ValueError):
+            delay = 0.0
+        return _Robots(now + ROBOTS_TTL, parser, crawl_delay=min(max(delay, 0.0), MAX_CRAWL_DELAY))
 
 
 class _BadUrl(_FetchProblem):

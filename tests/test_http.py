@@ -127,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/missing":
             self._send(404, b"nope")
         elif path == "/robots.txt":
-            self._send(200, b"User-agent: newswire\nDisallow: /private\n\nUser-agent: *\nAllow: /\n")
+            self._send(200, b"User-agent: newswire\nDisallow: /private\nCrawl-delay: 2\n\n"
+                            b"User-agent: *\nAllow: /\n")
         elif path in ("/private/page", "/public/page"):
             self._send(200, b"page")
         elif path == "/slow":
@@ -280,18 +281,23 @@ def test_unreachable_port_is_a_value_not_an_exception(server: _Server) -> None:
 
 
 def test_robots_txt_is_honoured_and_fetched_once(server: _Server) -> None:
+    gaps: list[float] = []
+
     async def go() -> list[object]:
         settings = FetchSettings(allow_private_networks=True, per_host_min_gap=0.0)
         async with Fetcher(settings) as fetcher:
-            return list(await asyncio.gather(
+            results = list(await asyncio.gather(
                 fetcher.get(f"{server.base}/private/page", respect_robots=True),
                 fetcher.get(f"{server.base}/public/page", respect_robots=True),
                 fetcher.get(f"{server.base}/public/page", respect_robots=True),
                 fetcher.get(f"{server.base}/private/page"),  # not asked to respect: fetched
             ))
+            gaps.append(fetcher._gate("127.0.0.1").gap)
+            return results
 
     before = server.hits.get("/robots.txt", 0)
     private, public, public2, unasked = asyncio.run(go())
+    assert gaps == [2.0]  # Crawl-delay widened the host's minimum gap
     assert private.reason == "robots_disallowed"
     assert public.reason is None and public2.reason is None and unasked.reason is None
     assert server.hits["/robots.txt"] - before == 1

@@ -325,9 +325,10 @@ def _second_opinion(text: str, bodies: list[str]) -> tuple[str, str | None]:
     if sum(body_words.values()) < 80:
         return text, None
     text_words = Counter(_words(text))
-    # The extractor lost most of a story the publisher itself states: take the publisher's.
-    if _coverage(body_words, text_words) < 0.6 and sum(body_words.values()) > sum(
-            text_words.values()):
+    # The extractor lost most of a story the publisher itself states: take the publisher's
+    # (only when the page states one body: several are a list of stories, not this one).
+    if len(set(bodies)) == 1 and _coverage(body_words, text_words) < 0.6 and sum(
+            body_words.values()) > sum(text_words.values()):
         return body, "ld_body"
     # Edge paragraphs sharing little with the stated body are boilerplate (related links,
     # newsletter boxes, captions); the middle is left alone, a body may be abridged.

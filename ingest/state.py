@@ -12,10 +12,11 @@ when the feed answers 304), and the table is capped at ``SEEN_MAX_ROWS``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,6 +148,18 @@ class StateStore:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # The connection is in autocommit mode (one statement, one transaction); a batch of
+        # rows gets one explicit transaction instead of one per row.
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def __enter__(self) -> StateStore:
         return self
 
@@ -232,7 +245,7 @@ class StateStore:
     def mark_seen(self, entries: Iterable[FeedEntry], now: float) -> None:
         """Remember entries (call only after the broker confirmed their delivery)."""
         rows = [(e.key, e.feed, e.guid, e.content_hash, now, now) for e in entries]
-        with self.db:
+        with self._transaction():
             self.db.executemany(
                 "INSERT INTO seen (key, feed, guid, content_hash, first_seen, last_seen) "
                 "VALUES (?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
@@ -242,8 +255,9 @@ class StateStore:
 
     def touch(self, keys: Iterable[str], now: float) -> None:
         """Entries still present in their feed: keep them from being pruned (at most daily)."""
-        self.db.executemany("UPDATE seen SET last_seen=? WHERE key=? AND last_seen<?",
-                            [(now, k, now - TOUCH_EVERY) for k in keys])
+        with self._transaction():
+            self.db.executemany("UPDATE seen SET last_seen=? WHERE key=? AND last_seen<?",
+                                [(now, k, now - TOUCH_EVERY) for k in keys])
 
     def touch_feed(self, feed: str, now: float) -> None:
         """A 304: the feed's entries are all still there."""

@@ -31,7 +31,7 @@ import ahocorasick
 from newswire.records import Casualties, ConflictTag, EventTypeTag, Location, Tags
 from processors import gazetteer
 from processors.casualties import extract_casualties
-from processors.taxonomy import Taxonomy, load_taxonomy
+from processors.taxonomy import Taxonomy, load_places, load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,78 @@ class _Hit:
     key: str
 
 
+Payload = tuple[int, Any, float, int]
+
+
+def _make_adder(entries: dict[str, list[Payload]], cs_entries: dict[str, list[Payload]]) -> Any:
+    def add(surface: str, kind: int, ref: Any, weight: float, cs: bool = False) -> None:
+        if not isinstance(surface, str) or not surface.strip():
+            return
+        if cs:
+            s = surface.strip().rstrip("*")
+            if s:
+                cs_entries[s].append((kind, ref, weight, 0))
+            return
+        key, flags = _key(surface)
+        if len(key) < 2 or "*" in key:
+            return
+        bucket = entries[key]
+        for i, (k2, r2, w2, f2) in enumerate(bucket):
+            if k2 == kind and r2 == ref:  # the same word twice ("יורט*: 3", "יורט: 4")
+                w = weight if abs(weight) > abs(w2) else w2
+                bucket[i] = (kind, ref, w, f2 | flags)
+                return
+        bucket.append((kind, ref, weight, flags))
+
+    return add
+
+
+def _compile(entries: dict[str, list[Payload]]) -> ahocorasick.Automaton:
+    padded: dict[str, list[Payload]] = defaultdict(list)
+    for key, payloads in entries.items():
+        for p in payloads:
+            padded[_padded(key, p[3])].append(p)
+    automaton = ahocorasick.Automaton()
+    for pkey, payloads in padded.items():
+        automaton.add_word(pkey, (pkey.strip(), len(pkey) - len(pkey.lstrip(" ")),
+                                  len(pkey) - len(pkey.rstrip(" ")), _by_layer(payloads)))
+    automaton.make_automaton()
+    return automaton
+
+
+@dataclass(frozen=True)
+class _Static:
+    automaton: Any
+    country_keys: frozenset[str]
+    cs_entries: dict[str, list[Payload]]
+    n_keys: int
+
+
+@lru_cache(maxsize=1)
+def _static_lexicon() -> _Static:
+    """Countries, regions and ~90k city names: the same for every taxonomy, so compiled into
+    their own automaton once per process (an operator's taxonomy then compiles in a blink)."""
+    places = load_places()
+    entries: dict[str, list[Payload]] = defaultdict(list)
+    cs_entries: dict[str, list[Payload]] = defaultdict(list)
+    add = _make_adder(entries, cs_entries)
+    alias_key = tuple(sorted((cc, tuple(v)) for cc, v in (places.get("country_aliases") or {}).items()))
+    names = gazetteer.country_names(alias_key, tuple(places.get("not_countries") or ()))
+    country_keys: set[str] = set()
+    for cc, surfaces in names.items():
+        for s in surfaces:
+            country_keys.add(_key(s)[0])
+            add(s, K_COUNTRY, cc, 1.0)
+    for s, cc in (("US", "US"), ("UK", "GB"), ("UAE", "AE"), ("DRC", "CD"), ("RDC", "CD")):
+        add(s, K_COUNTRY, cc, 1.0, cs=True)  # shorthands that are also words in lower case
+    for name, place in gazetteer.regions(places).items():
+        add(name, K_REGION, place, 1.0)
+    for key, payload in _city_entries(frozenset(places.get("focus_countries") or ())):
+        if key not in country_keys:  # a city never shadows a country
+            entries[key].append(payload)
+    return _Static(_compile(entries), frozenset(country_keys), dict(cs_entries), len(entries))
+
+
 class Tagger:
     """Compiled taxonomy + gazetteer. Build once per process; ``tag`` is pure and thread-safe."""
 
@@ -166,33 +238,19 @@ class Tagger:
         self.taxonomy: Taxonomy = load_taxonomy(self.taxonomy_path)
         self._build()
 
-    def __reduce__(self) -> tuple[Any, ...]:  # pickle by path, rebuild on the other side
-        return (Tagger, (self.taxonomy_path,))
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle by path; the other side compiles it once per process, not once per message
+        return (_shared_tagger, (self.taxonomy_path,))
 
     # --- compile --------------------------------------------------------------------------------
     def _build(self) -> None:
         tx = self.taxonomy
-        entries: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
-        cs_entries: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
-
-        def add(surface: str, kind: int, ref: Any, weight: float, cs: bool = False) -> None:
-            if not isinstance(surface, str) or not surface.strip():
-                return
-            if cs:
-                s = surface.strip().rstrip("*")
-                if s:
-                    cs_entries[s].append((kind, ref, weight, 0))
-                return
-            key, flags = _key(surface)
-            if len(key) < 2 or "*" in key:
-                return
-            bucket = entries[key]
-            for i, (k2, r2, w2, f2) in enumerate(bucket):
-                if k2 == kind and r2 == ref:  # the same word twice ("יורט*: 3", "יורט: 4")
-                    w = weight if abs(weight) > abs(w2) else w2
-                    bucket[i] = (kind, ref, w, f2 | flags)
-                    return
-            bucket.append((kind, ref, weight, flags))
+        static = _static_lexicon()
+        entries: dict[str, list[Payload]] = defaultdict(list)
+        cs_entries: dict[str, list[Payload]] = defaultdict(list)
+        for k, v in static.cs_entries.items():
+            cs_entries[k].extend(v)
+        add = _make_adder(entries, cs_entries)
 
         # conflicts: how many conflicts share each actor / country, to discount shared names
         actor_share: dict[str, int] = defaultdict(int)
@@ -233,19 +291,8 @@ class Tagger:
         self.actor_share = dict(actor_share)
         self.country_share = dict(country_share)
 
-        # countries (names, demonyms, translations) before everything that might share a name
         places = tx.places
-        alias_key = tuple(sorted((cc, tuple(v)) for cc, v in (places.get("country_aliases") or {}).items()))
-        names = gazetteer.country_names(alias_key, tuple(places.get("not_countries") or ()))
-        country_keys: set[str] = set()
-        for cc, surfaces in names.items():
-            for s in surfaces:
-                key, _ = _key(s)
-                country_keys.add(key)
-                add(s, K_COUNTRY, cc, 1.0)
-        # the case-sensitive country shorthands
-        for s, cc in (("US", "US"), ("UK", "GB"), ("UAE", "AE"), ("DRC", "CD"), ("RDC", "CD")):
-            add(s, K_COUNTRY, cc, 1.0, cs=True)
+        country_keys = static.country_keys
 
         # conflicts
         for c in tx.conflicts:
@@ -304,30 +351,13 @@ class Tagger:
         self.ambiguous = {_key(str(n))[0] for n in places.get("ambiguous_names") or ()}
         self.person_titles = {n.lower() for n in places.get("person_titles") or ()}
         self.person_verbs = {n.lower() for n in places.get("person_verbs") or ()}
-        for name, place in gazetteer.regions(places).items():
-            add(name, K_REGION, place, 1.0)
-        n_city = 0
-        for key, payload in _city_entries(frozenset(places.get("focus_countries") or ())):
-            if key in country_keys:
-                continue
-            entries[key].append(payload)
-            n_city += 1
-
-        padded: dict[str, list[tuple[int, Any, float, int]]] = defaultdict(list)
-        for key, payloads in entries.items():
-            for p in payloads:
-                padded[_padded(key, p[3])].append(p)
-        automaton = ahocorasick.Automaton()
-        for pkey, payloads in padded.items():
-            automaton.add_word(pkey, (pkey.strip(), len(pkey) - len(pkey.lstrip(" ")),
-                                      len(pkey) - len(pkey.rstrip(" ")), _by_layer(payloads)))
-        automaton.make_automaton()
-        self._automaton = automaton
+        automaton = _compile(entries)
+        self._automata = (static.automaton, automaton)
         self._cs_payloads = {k: _by_layer(v) for k, v in cs_entries.items()}
         alternation = "|".join(re.escape(s) for s in sorted(cs_entries, key=len, reverse=True))
         self._cs_regex = re.compile(rf"(?<![\w.])(?:{alternation})(?![\w])") if cs_entries else None
-        log.info("tagger compiled taxonomy=%s keys=%d cs=%d cities=%d", tx.version, len(entries),
-                 len(cs_entries), n_city)
+        log.info("tagger compiled taxonomy=%s keys=%d cs=%d gazetteer_keys=%d", tx.version,
+                 len(entries), len(cs_entries), static.n_keys)
 
     # --- scan -----------------------------------------------------------------------------------
     def _scan(self, doc: str, body_start: int) -> tuple[list[_Hit], str, list[int] | None]:
@@ -342,20 +372,28 @@ class Tagger:
             rel = pos - body_norm
             return 1.0 + LEAD_BOOST * max(0.0, 1.0 - rel / LEAD_CHARS)
 
-        raw: list[tuple[int, int, str, tuple[list[tuple[int, Any, float, int]], ...]]] = []
+        merged: dict[tuple[int, int], tuple[int, int, str, tuple[list[Payload], ...]]] = {}
         padded = f" {norm} "
         clitics = _ARABIC_CLITICS | _HEBREW_CLITICS
-        for end_idx, (key, lpad, rpad, payloads) in self._automaton.iter(padded):
-            # positions in `norm`: the padded text has one extra leading space
-            end = end_idx - rpad  # exclusive end in norm coordinates
-            start = end - len(key)
-            if not lpad:  # Arabic/Hebrew: up to three glued one-letter prefixes, then a boundary
-                j = start
-                while j > 0 and start - j < 3 and norm[j - 1] in clitics:
-                    j -= 1
-                if j > 0 and _is_word_char(norm[j - 1]):
-                    continue
-            raw.append((start, end, key, payloads))
+
+        def put(start: int, end: int, key: str, by_layer: tuple[list[Payload], ...]) -> None:
+            prev = merged.get((start, end))
+            if prev is not None:  # the same words in both automata ("Gaza": term and city)
+                by_layer = tuple(a + b for a, b in zip(prev[3], by_layer, strict=True))
+            merged[(start, end)] = (start, end, key, by_layer)
+
+        for automaton in self._automata:
+            for end_idx, (key, lpad, rpad, by_layer) in automaton.iter(padded):
+                # positions in `norm`: the padded text has one extra leading space
+                end = end_idx - rpad  # exclusive end in norm coordinates
+                start = end - len(key)
+                if not lpad:  # Arabic/Hebrew: up to three glued one-letter prefixes, then a boundary
+                    j = start
+                    while j > 0 and start - j < 3 and norm[j - 1] in clitics:
+                        j -= 1
+                    if j > 0 and _is_word_char(norm[j - 1]):
+                        continue
+                put(start, end, key, by_layer)
         # case-sensitive acronyms on the original text, unless the whole text is capitals
         if self._cs_regex is not None and not _mostly_upper(doc):
             for m in self._cs_regex.finditer(doc):
@@ -365,7 +403,8 @@ class Tagger:
                     e2 = bisect.bisect_left(index, e)
                 else:
                     s2, e2 = s, e
-                raw.append((s2, e2, m.group(), self._cs_payloads[m.group()]))
+                put(s2, e2, m.group(), self._cs_payloads[m.group()])
+        raw = list(merged.values())
         # longest match wins, a match inside a longer one is dropped; names (entities) and
         # event words are resolved apart, so "Russian drones" is both an actor and a drone
         hits: list[_Hit] = []
@@ -655,6 +694,23 @@ def _accumulate(factors: list[float]) -> float:
         return 0.0
     ordered = sorted(factors, reverse=True)
     return ordered[0] + REPEAT * sum(ordered[1:1 + REPEAT_CAP])
+
+
+_shared: dict[tuple[str | None, float], Tagger] = {}
+
+
+def _shared_tagger(taxonomy_path: Path | None) -> Tagger:
+    """One compiled Tagger per taxonomy file (and its modification time) per process."""
+    path = Path(taxonomy_path) if taxonomy_path is not None else None
+    try:
+        mtime = path.stat().st_mtime if path is not None else 0.0
+    except OSError:
+        mtime = -1.0  # let Tagger() raise the clear TaxonomyError
+    key = (str(path) if path is not None else None, mtime)
+    tagger = _shared.get(key)
+    if tagger is None:
+        tagger = _shared[key] = Tagger(path)
+    return tagger
 
 
 # --- module-level default, one per process ------------------------------------------------------

@@ -283,6 +283,7 @@ def test_cli_tag_reads_and_writes_json_lines() -> None:
 def test_tagger_pickles_and_runs_in_a_process_pool(tagger: Tagger, seed_story: str) -> None:
     t = pickle.loads(pickle.dumps(tagger))
     assert t.tag(None, seed_story).conflicts[0].id == "us-iran-proxy"
+    assert pickle.loads(pickle.dumps(tagger)) is t  # compiled once per process, not per message
     with ProcessPoolExecutor(max_workers=1) as pool:
         tags = pool.submit(tag, None, seed_story).result(timeout=120)
     assert tags.conflicts[0].id == "us-iran-proxy"

@@ -92,6 +92,11 @@ def _check_actors(actors: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def load_places() -> dict[str, Any]:
+    """The built-in gazetteer extras (places.yaml): not replaceable by an operator's file."""
+    return _read(BUILTIN_DIR / "places.yaml")
+
+
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """The built-in taxonomy, or the operator's file layered on it."""
     conflicts_doc = _read(BUILTIN_DIR / "conflicts.yaml")

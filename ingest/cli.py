@@ -286,7 +286,8 @@ def feeds_status(ctx: click.Context, as_json: bool, data_dir: Path | None) -> No
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
-        health = "UNHEALTHY" if f.unhealthy else ("error" if f.error_count else "ok")
+        health = ("UNHEALTHY" if f.unhealthy else "error" if f.error_count
+                  else "new" if not f.polls else "ok")
         click.echo(f"{f.url}\n  {health}  polls={f.polls}  304={row['not_modified_share']:.0%}  "
                    f"entries/day={row['entries_per_day']}  last_success={row['last_success']}  "
                    f"next_poll={row['next_poll']}")

@@ -393,7 +393,11 @@ class Tagger:
                         j -= 1
                     if j > 0 and _is_word_char(norm[j - 1]):
                         continue
-                put(start, end, key, by_layer)
+                prev = merged.get((start, end))
+                if prev is None:
+                    merged[(start, end)] = (start, end, key, by_layer)
+                else:
+                    put(start, end, key, by_layer)
         # case-sensitive acronyms on the original text, unless the whole text is capitals
         if self._cs_regex is not None and not _mostly_upper(doc):
             for m in self._cs_regex.finditer(doc):

@@ -73,3 +73,20 @@ def test_operator_file_extends_builtin(tmp_path: Path) -> None:
     ids = {c["id"] for c in tx.conflicts}
     assert "atlantis" in ids and "sudan" in ids
     assert tx.version == "t.yaml-7"
+
+
+def test_every_builtin_name_is_a_string() -> None:
+    # YAML turns bare yes/no/on/1027 into bools and ints; a name must stay text to be matched
+    tx = load_taxonomy()
+    names: list[object] = []
+    for c in tx.conflicts:
+        for key in ("aliases", "terms", "cs_terms"):
+            names += c.get(key) or []
+    for a in tx.actors.values():
+        names += (a.get("aliases") or []) + (a.get("cs_aliases") or [])
+    for st in tx.sub_types.values():
+        names += list(st.get("terms") or {})
+    names += list(tx.conflict_vocabulary) + list(tx.non_conflict)
+    for words in tx.groups.values():
+        names += words
+    assert names and all(isinstance(n, str) and n.strip() for n in names)

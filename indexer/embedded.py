@@ -246,19 +246,23 @@ class EmbeddedStore:
         total = int(getattr(found, "count", 0) or 0)
         hits_raw = found.hits if limit else []
 
-        snippets = self._snippet_generator(searcher, parsed)
         hits = []
+        docs: dict[str, tuple[tantivy.Document, str]] = {}
         for score, address in hits_raw:
             doc = searcher.doc(address)
             article = self._stored(doc)
             hit = hit_from_article(article, None if by_date else score)
-            hit["snippet"] = self._snippet(snippets, doc, article["text"])
+            docs[hit["id"]] = (doc, article["text"])
             hits.append(hit)
         if req.collapse_stories:
             heads = collapse(hits, {}, req.offset, req.size)
             stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
             hits = collapse(hits, self._story_counts(searcher, query, stories), req.offset,
                             req.size)
+        snippets = self._snippet_generator(searcher, parsed) if hits else None
+        for hit in hits:  # only for the hits shown (collapsing fetches more)
+            doc, text = docs[hit["id"]]
+            hit["snippet"] = self._snippet(snippets, doc, text)
 
         aggs: dict[str, Any] = {
             f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}

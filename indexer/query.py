@@ -342,6 +342,10 @@ def parse(q: str) -> Query:
         raise QuerySyntaxError(f"cannot parse query {text!r}: {_friendly(str(exc))}") from None
     except RecursionError:
         raise QuerySyntaxError("query nests too deeply") from None
+    except (ValueError, ArithmeticError, TypeError, AttributeError) as exc:
+        # luqum builds nodes while parsing and some garbage trips them (e.g. "0^." raises
+        # decimal.InvalidOperation): still the user's query, not our bug.
+        raise QuerySyntaxError(f"cannot parse query {text!r}: {type(exc).__name__}") from None
     result = _convert(luq, None)
     if result is None:
         raise QuerySyntaxError(f"nothing to search for in {text!r}")

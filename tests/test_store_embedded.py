@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from indexer.embedded import EmbeddedStore
 from indexer.query import QuerySyntaxError
@@ -188,3 +190,20 @@ def test_reader_processes_see_commits_while_the_writer_is_open(tmp_path: Path) -
         assert "facets" in second
     finally:
         writer.close()
+
+
+_QUERY_BITS = st.sampled_from(list('ab01é :"()*?~^[]{}+-!&|\\/.,\'') + [
+    "AND", "OR", "NOT", " title:", " country:", " actors:", " conflict:"])
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_QUERY_BITS, max_size=12).map("".join) | st.text(max_size=30))
+def test_any_query_string_searches_or_is_a_syntax_error(store: EmbeddedStore, text: str) -> None:
+    if store.count() == 0:
+        store.upsert([art(1, title="a b é", text="c d 0")])
+    try:
+        result = store.search(SearchRequest(query=text))
+    except QuerySyntaxError:
+        return
+    assert result.total in (0, 1)

@@ -72,6 +72,7 @@ class FeedWorld:
         self.rate, self.latency, self.window = rate, latency, window
         self.hostile, self.host, self.hostile_host = list(hostile), host, hostile_host
         self.hits: Counter[str] = Counter()
+        self.polls_when_complete: Counter[int] = Counter()  # per feed, once all is revealed
         self.first_served: dict[int, float] = {}
         self.base = self.hostile_base = ""
         self._start = time.monotonic()
@@ -98,6 +99,10 @@ class FeedWorld:
         """Expected article id -> item number, for items ``0..upto-1`` (default all)."""
         return {self.key(i): i for i in range(self.n if upto is None else upto)}
 
+    def fully_polled(self, times: int = 2) -> bool:
+        """Every item is revealed and every feed was fetched ``times`` times since."""
+        return all(self.polls_when_complete[f] >= times for f in range(self.feeds))
+
     def hostile_url(self, path: str) -> str:
         return f"{self.hostile_base}{path}"
 
@@ -114,6 +119,8 @@ class FeedWorld:
     async def feed(self, request: web.Request) -> web.Response:
         feed = int(request.match_info["f"])
         self.hits["/feed"] += 1
+        if self.revealed() >= self.n:
+            self.polls_when_complete[feed] += 1
         items = self._items(feed)
         extra = self.hostile if feed == 0 else []
         etag = f'"{feed}-{items[-1] if items else -1}-{len(items)}-{len(extra)}"'

@@ -158,7 +158,7 @@ def parse_number(raw: str) -> int | None:
     if s in _ML_WORDS:
         return _ML_WORDS[s]
     digits = re.sub(r"[,.\u202f ]", "", s)
-    if digits.isdigit():
+    if digits.isdecimal():  # not isdigit(): superscripts are digits int() refuses
         return int(digits)
     for prefix, mult in (("two ", 2), ("three ", 3)):
         if s.startswith(prefix) and "dozen" in s:

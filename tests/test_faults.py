@@ -260,7 +260,7 @@ def test_kill9_in_flight_loses_and_duplicates_nothing(
         assert world.revealed() < n, "the kill happened after the feeds were complete"
         # Fail fast when the restarted service never takes up its work again.
         pipe.wait(lambda: pipe.count() >= at_kill + 10, f"progress after kill -9 {service}",
-                  timeout=120)
+                  timeout=90)
         pipe.all_arrived_once(n)
         assert pipe.dead_letters("process") == []
         assert pipe.dead_letters("index") == []

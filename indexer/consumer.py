@@ -44,13 +44,13 @@ STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
                      "Upsert attempts that found the store unreachable")
 
 PAYLOAD_LIMIT = 20_000
+IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
 
 
 @dataclass(frozen=True)
 class IndexerOptions:
     batch_size: int = 2000  # one store commit per batch: tantivy commits cost ~0.2-0.5 s
     linger: float = 1.0  # seconds a partial batch waits for more records
-    poll_timeout: float = 0.2
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
 
@@ -163,10 +163,15 @@ class Indexer:
         try:
             while not self.stop.is_set():
                 room = self.options.batch_size - len(batch)
-                polled = self.consumer.poll(timeout_ms=int(self.options.poll_timeout * 1000),
-                                            max_records=room)
+                # A non-blocking poll and a short sleep when nothing came: a broker that
+                # answers fetches at once (noida does) makes a blocking poll spin a whole core;
+                # the sleep costs at most IDLE_WAIT of latency.
+                joined = bool(self.consumer.assignment())  # joining needs blocking polls
+                polled = self.consumer.poll(timeout_ms=0 if joined else 200, max_records=room)
                 for records in polled.values():
                     batch.extend(records)
+                if joined and not polled:
+                    self.stop.wait(IDLE_WAIT)
                 if batch and not deadline:
                     deadline = time.monotonic() + self.options.linger
                 if batch and (len(batch) >= self.options.batch_size

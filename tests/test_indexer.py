@@ -29,7 +29,7 @@ from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
 
-FAST = IndexerOptions(batch_size=10, linger=0.2, poll_timeout=0.1, backoff_initial=0.1,
+FAST = IndexerOptions(batch_size=10, linger=0.2, backoff_initial=0.1,
                       backoff_max=0.5)
 
 

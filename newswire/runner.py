@@ -32,8 +32,8 @@ SERVICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("processor", ("process",)),
     ("poller", ("poll",)),
 )
-SERVICE_GRACE = 6.5  # seconds for services to drain; the broker gets the rest of the 10 s
-BROKER_GRACE = 3.0
+SERVICE_GRACE = 7.5  # seconds for services to drain; the broker gets the rest of the 10 s
+BROKER_GRACE = 1.5
 
 
 @dataclass
@@ -117,8 +117,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 log.warning("service did not stop in time, killing name=%s pid=%s",
                             child.name, child.proc.pid)
-                child.proc.kill()
-                child.proc.wait(2)
+                os.killpg(child.proc.pid, signal.SIGKILL)  # its own session: with its pool
+                child.proc.wait(1)
                 failed += 1
         return 1 if failed else 0
 

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,14 @@ def with_kafka(settings: Settings) -> Settings:
     return settings.model_copy(update={
         "kafka": settings.kafka.model_copy(update={"bootstrap_servers": facts["kafka"]})
     })
+
+
+def instance_id(settings: Settings, role: str) -> str:
+    """A stable consumer-group member id (static membership) for one service instance.
+
+    Host name plus data dir: a restarted service takes its old place in the group at once
+    instead of waiting for (or, on noida, never getting) the dead member's eviction.
+    Containers and pods have their own host names, so replicas never collide.
+    """
+    where = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{settings.kafka.topic_prefix}-{role}-{socket.gethostname()}-{where}"

@@ -6,6 +6,10 @@ blocks on trafilatura. Pure: bytes and records in, records out.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,20 @@ def init_worker(taxonomy_file: str | None) -> None:
 
     tagging.configure(Path(taxonomy_file) if taxonomy_file else None)
     _ready = True
+
+
+def pool_child_init(taxonomy_file: str | None, parent: int) -> None:
+    """Initializer of an extraction process: die with the worker that owns it.
+
+    A pool orphaned by kill -9 of its worker would otherwise live on, holding hundreds of
+    MB; the worker stops it on a normal shutdown. Ctrl-C is the worker's business."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(1)
+    init_worker(taxonomy_file)
 
 
 def enrich(body: bytes, url: str, content_type: str | None, entry_json: bytes) -> Enriched:

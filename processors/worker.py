@@ -21,12 +21,13 @@ import faust
 from prometheus_client import Counter, Histogram, start_http_server
 from pydantic import ValidationError
 
+from newswire import runtime
 from newswire.http import Fetcher, FetchResult
 from newswire.records import DeadLetter, FeedEntry, utcnow
 from newswire.settings import KafkaSettings, Settings
 from newswire.topics import ensure_topics
 from processors.clean import build_article
-from processors.enrich import Enriched, enrich, init_worker
+from processors.enrich import Enriched, enrich, init_worker, pool_child_init
 from processors.fingerprint import StoryIndex
 from processors.pagestore import PageStore
 
@@ -81,8 +82,9 @@ class Processor:
         self.pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),
-            initializer=init_worker,
-            initargs=(str(settings.taxonomy_file) if settings.taxonomy_file else None,),
+            initializer=pool_child_init,
+            initargs=(str(settings.taxonomy_file) if settings.taxonomy_file else None,
+                      os.getpid()),
         )
         for _ in range(workers):  # start every pool process now: they compile the tagger
             self.pool.submit(int)
@@ -174,6 +176,7 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         producer_acks=-1,
         blocking_timeout=10.0,
         broker_commit_interval=1.0,
+        consumer_group_instance_id=runtime.instance_id(settings, "processor"),
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     entries = app.topic(settings.topic("entries"), **raw)
@@ -199,30 +202,37 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         ]
         await dead.send(key=message.key, value=letter.to_bytes(), headers=headers)
 
+    async def handle_event(event: faust.EventT) -> None:
+        raw_value = event.value or b""
+        try:
+            entry = FeedEntry.from_bytes(raw_value)
+        except ValidationError as exc:
+            await dead_letter(event, DeadLetter(stage="process", reason="bad_record",
+                                                error=str(exc)[:500]))
+            return
+        try:
+            article, letter = await processor.handle(entry, raw_value)
+        except Exception as exc:  # a bug: never lose the message, say loudly what it was
+            log.exception("processor bug key=%s url=%s", entry.key, entry.url)
+            letter, article = DeadLetter(
+                stage="process", reason="exception", key=entry.key,
+                error="".join(traceback.format_exception_only(exc)).strip()), None
+        if letter is not None:
+            await dead_letter(event, letter)
+            return
+        await articles.send(key=article.id.encode(), value=article.to_bytes())
+        PROCESSED.labels("article").inc()
+        log.info("article key=%s url=%s conflicts=%s partial=%s", article.id, article.url,
+                 ",".join(c.id for c in article.conflicts[:3]), article.partial)
+
     @app.agent(entries, concurrency=settings.process.fetch_concurrency)
     async def process_entries(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            raw_value = event.value or b""
-            try:
-                entry = FeedEntry.from_bytes(raw_value)
-            except ValidationError as exc:
-                await dead_letter(event, DeadLetter(stage="process", reason="bad_record",
-                                                    error=str(exc)[:500]))
-                continue
-            try:
-                article, letter = await processor.handle(entry, raw_value)
-            except Exception as exc:  # a bug: never lose the message, say loudly what it was
-                log.exception("processor bug key=%s url=%s", entry.key, entry.url)
-                letter, article = DeadLetter(
-                    stage="process", reason="exception", key=entry.key,
-                    error="".join(traceback.format_exception_only(exc)).strip()), None
-            if letter is not None:
-                await dead_letter(event, letter)
-                continue
-            await articles.send(key=article.id.encode(), value=article.to_bytes())
-            PROCESSED.labels("article").inc()
-            log.info("article key=%s url=%s conflicts=%s partial=%s", article.id, article.url,
-                     ",".join(c.id for c in article.conflicts[:3]), article.partial)
+        # Manual acks: an event is acked only once its article or dead letter was handed to
+        # the producer (flushed before any commit). Faust's automatic ack would also ack the
+        # events that a shutdown cancels mid-fetch, and those would be lost.
+        async for event in stream.noack().events():
+            await handle_event(event)
+            event.ack()
 
     try:  # alerts are matched in the same worker, in-stream
         from processors.alerts.agent import install as install_alerts

@@ -201,9 +201,9 @@ def make_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
 # (group.instance.id) noida hands the partitions over at once.
 NOIDA_DEAD_MEMBER = pytest.mark.xfail(
     strict=True, reason="noida limitation: a kill -9'd consumer-group member is never evicted, "
-    "so the restarted service never gets partitions. Workaround in our code: a stable "
-    "group_instance_id (Faust consumer_group_instance_id in processors/worker.build_app, "
-    "kafka-python group_instance_id in indexer/consumer.py)")
+    "so the restarted service never gets partitions. The Faust worker's stable "
+    "consumer_group_instance_id works around it; the indexer's kafka-python "
+    "group_instance_id does not yet (open)")
 
 # noida acknowledges a produce before it has saved it (it rewrites one JSON file now and
 # then), so a kill -9 loses what was acked since the last save. Seen: the entry of item 99
@@ -243,7 +243,7 @@ def assert_nothing_left(pipe: Pipeline) -> None:
 
 @pytest.mark.parametrize("service", [
     "poll",
-    pytest.param("process", marks=NOIDA_DEAD_MEMBER),
+    "process",  # passes since the worker joins with a stable group.instance.id
     pytest.param("index", marks=NOIDA_DEAD_MEMBER),
     pytest.param("broker", marks=NOIDA_ACKED_BEFORE_SAVED),
 ])

@@ -30,7 +30,6 @@ from prometheus_client import Counter, Histogram, start_http_server
 from pydantic import ValidationError
 
 from indexer.store import Rejection, SearchStore, StoreUnavailable, open_store
-from newswire import runtime
 from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
@@ -141,7 +140,6 @@ class Indexer:
         self.consumer = KafkaConsumer(
             self.topic, group_id=f"{settings.kafka.topic_prefix}-indexer",
             client_id="newswire-indexer", enable_auto_commit=False,
-            group_instance_id=runtime.instance_id(settings, "indexer"),
             auto_offset_reset="earliest", max_poll_records=options.batch_size, **cfg)
         self.producer = KafkaProducer(client_id="newswire-indexer-dlq", acks="all",
                                       linger_ms=20, **cfg)

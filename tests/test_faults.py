@@ -202,8 +202,8 @@ def make_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
 NOIDA_DEAD_MEMBER = pytest.mark.xfail(
     strict=True, reason="noida limitation: a kill -9'd consumer-group member is never evicted, "
     "so the restarted service never gets partitions. The Faust worker's stable "
-    "consumer_group_instance_id works around it; the indexer's kafka-python "
-    "group_instance_id does not yet (open)")
+    "consumer_group_instance_id works around it; kafka-python's group_instance_id in the "
+    "indexer did not (it broke a clean restart on noida), so the indexer is still open")
 
 # noida acknowledges a produce before it has saved it (it rewrites one JSON file now and
 # then), so a kill -9 loses what was acked since the last save. Seen: the entry of item 99
@@ -212,14 +212,6 @@ NOIDA_DEAD_MEMBER = pytest.mark.xfail(
 NOIDA_ACKED_BEFORE_SAVED = pytest.mark.xfail(
     strict=False, reason="noida limitation: messages acked shortly before a kill -9 of the "
     "broker are lost (acks before persisting)")
-
-# Ours, not noida's: see test_sigterm_in_flight_then_restart_delivers_everything_once.
-INFLIGHT_ACKED = pytest.mark.xfail(
-    strict=True, reason="BUG (processors/worker.py): on SIGTERM the entries in flight in the "
-    "Faust agent (concurrency=process.fetch_concurrency=32) are acked and their offsets "
-    "committed although no article or dead letter was produced (32 and 3 articles lost in two "
-    "runs)")
-
 
 def leftovers(data_dir: Path) -> list[psutil.Process]:
     """Processes still running for this data dir (services inherit NEWSWIRE_DATA_DIR)."""
@@ -286,7 +278,6 @@ def test_sigterm_exits_cleanly_within_10s(
         assert_nothing_left(pipe)
 
 
-@INFLIGHT_ACKED
 def test_sigterm_in_flight_then_restart_delivers_everything_once(
         pages: list[bytes], make_pipeline: Callable[..., Pipeline]) -> None:
     n = 100

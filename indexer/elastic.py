@@ -50,6 +50,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from indexer import query as q
 from indexer.store import (
+    aggregations,
     COLLAPSE_FETCH_FACTOR,
     MAX_WINDOW,
     SNIPPET_CHARS,
@@ -60,11 +61,8 @@ from indexer.store import (
     StoreUnavailable,
     collapse,
     effective_published,
-    facet_list,
-    histogram_buckets,
     hit_from_article,
     place_keys,
-    place_list,
     plain_snippet,
     to_iso,
     validate,
@@ -383,20 +381,7 @@ class ElasticStore:
             hits = collapse(hits, self._story_counts(query, stories), req.offset, req.size)
 
         result_aggs = found.get("aggregations") or {}
-        facets = {
-            f: facet_list([(b["key"], b["doc_count"])
-                           for b in result_aggs.get(f, {}).get("buckets", [])], req.facet_size)
-            for f in req.facets
-        }
-        histogram: list[dict[str, Any]] = []
-        if req.histogram:
-            counts = {
-                datetime.fromtimestamp(b["key"] / 1000, UTC): int(b["doc_count"])
-                for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
-            }
-            histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
-        places = place_list([(b["key"], b["doc_count"]) for b in
-                             result_aggs.get("__places", {}).get("buckets", [])], req.places)
+        facets, histogram, places = aggregations(result_aggs, req)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
                             places)

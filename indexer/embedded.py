@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import tantivy
 
 from indexer import query as q
 from indexer.store import (
+    aggregations,
     COLLAPSE_FETCH_FACTOR,
     MAX_WINDOW,
     SNIPPET_CHARS,
@@ -41,12 +41,9 @@ from indexer.store import (
     StoreError,
     collapse,
     effective_published,
-    facet_list,
-    histogram_buckets,
     hit_from_article,
     mark_ranges,
     place_keys,
-    place_list,
     plain_snippet,
     validate,
 )
@@ -275,20 +272,7 @@ class EmbeddedStore:
         if req.places:
             aggs["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
         result_aggs = searcher.aggregate(query, aggs) if aggs and total else {}
-        facets = {
-            f: facet_list([(b["key"], b["doc_count"])
-                           for b in result_aggs.get(f, {}).get("buckets", [])], req.facet_size)
-            for f in req.facets
-        }
-        histogram: list[dict[str, Any]] = []
-        if req.histogram:
-            counts = {
-                datetime.fromtimestamp(b["key"] / 1000, UTC): int(b["doc_count"])
-                for b in result_aggs.get("__histogram", {}).get("buckets", []) if b["doc_count"]
-            }
-            histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
-        places = place_list([(b["key"], b["doc_count"]) for b in
-                             result_aggs.get("__places", {}).get("buckets", [])], req.places)
+        facets, histogram, places = aggregations(result_aggs, req)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
                             places)

@@ -341,3 +341,22 @@ def facet_list(buckets: Sequence[tuple[str, int]], size: int) -> list[dict[str, 
     """Facet values by count desc, then value asc (stable across stores)."""
     ordered = sorted(((str(v), int(c)) for v, c in buckets if c > 0), key=lambda x: (-x[1], x[0]))
     return [{"value": v, "count": c} for v, c in ordered[:size]]
+
+
+def aggregations(
+    result: Mapping[str, Any], req: SearchRequest,
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Facets, histogram and places from Elasticsearch-shaped aggregation results, which
+    both stores produce (tantivy's ``searcher.aggregate`` speaks the same JSON)."""
+    def buckets(name: str) -> list[Mapping[str, Any]]:
+        return list(result.get(name, {}).get("buckets", []))
+
+    facets = {f: facet_list([(b["key"], b["doc_count"]) for b in buckets(f)], req.facet_size)
+              for f in req.facets}
+    histogram: list[dict[str, Any]] = []
+    if req.histogram:
+        counts = {datetime.fromtimestamp(b["key"] / 1000, UTC): int(b["doc_count"])
+                  for b in buckets("__histogram") if b["doc_count"]}
+        histogram = histogram_buckets(counts, req.histogram, req.since, req.until)
+    places = place_list([(b["key"], b["doc_count"]) for b in buckets("__places")], req.places)
+    return facets, histogram, places

@@ -140,6 +140,16 @@ def _http(url: str | None) -> bool:
     return bool(url) and urlsplit(url).scheme.lower() in ("http", "https")
 
 
+def _resolve(base: str, link: str) -> str:
+    """Resolve a relative link against the feed; a link that names a scheme or starts with
+    `//` but has no host ("http://", "https:///x", "//") stays as written, so it is rejected
+    instead of silently becoming the feed's own URL or host."""
+    parts = urlsplit(link)
+    if (parts.scheme or link.startswith("//")) and not parts.netloc:
+        return link
+    return urljoin(base, link)
+
+
 def _link_candidates(entry: Any) -> list[str]:
     found: list[str] = []
     if entry.get("link"):
@@ -197,9 +207,9 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
         return ParsedFeed(url=url, reason="empty_body")
     body, defused = defuse_entities(body)
     notes = ("entity declarations removed",) if defused else ()
+    # No content-location: feedparser would resolve "//" to the feed's own URL; relative
+    # links are resolved below by _resolve, which rejects links that name no host.
     response_headers = {"content-type": headers.get("content-type", "application/xml")}
-    if _http(url):
-        response_headers["content-location"] = url
     parsed = feedparser.parse(body, response_headers=response_headers, sanitize_html=True,
                               resolve_relative_uris=True)
     feed = parsed.get("feed", {})
@@ -221,7 +231,7 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
     for index, item in enumerate(raw_entries):
         title = plain_text(item.get("title"), TITLE_CHARS)
         guid = item.get("id") if isinstance(item.get("id"), str) else None
-        candidates = [urljoin(base, c) for c in _link_candidates(item)]
+        candidates = [_resolve(base, c) for c in _link_candidates(item)]
         link = next((c for c in candidates if _http(c)), None)
         if link is None:
             reason = "non_http_link" if candidates else "no_link"

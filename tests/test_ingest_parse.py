@@ -132,6 +132,16 @@ def test_plain_text_is_short_and_clean() -> None:
     assert plain_text("<br/>", 10) is None
 
 
+def test_hostless_links_are_rejected_not_resolved_to_the_feed() -> None:
+    # urljoin would turn "//" into the feed's own URL: an entry that names no host must be
+    # rejected, not invented. ("https:///x" is read as host "x", as browsers do.)
+    feed = parse_feed(_rss([("a", "//"), ("c", "http://"), ("d", "/ok/4")]),
+                      "https://feeds.example/rss.xml")
+    assert [e.link for e in feed.entries] == ["https://feeds.example/ok/4"]
+    assert sorted(r.title for r in feed.rejected) == ["a", "c"]
+    assert all(r.reason in ("non_http_link", "bad_link") for r in feed.rejected)
+
+
 def _rss(items: list[tuple[str, str]]) -> bytes:
     body = "".join(f"<item><title>{escape(t)}</title><link>{escape(link)}</link></item>"
                    for t, link in items)

@@ -39,6 +39,7 @@ from indexer.store import (
     SearchRequest,
     SearchResult,
     StoreError,
+    char_ranges,
     collapse,
     effective_published,
     hit_from_article,
@@ -304,7 +305,9 @@ class EmbeddedStore:
     def _snippet(gen: tantivy.SnippetGenerator | None, doc: tantivy.Document, text: str) -> str:
         if gen is not None:
             snippet = gen.snippet_from_doc(doc)
-            ranges = [(r.start, r.end) for r in snippet.highlighted()]
+            fragment = snippet.fragment()
+            # tantivy reports UTF-8 byte offsets; Python slices by character
+            ranges = char_ranges(fragment, [(r.start, r.end) for r in snippet.highlighted()])
             if ranges:
-                return mark_ranges(snippet.fragment(), ranges)
+                return mark_ranges(fragment, ranges)
         return plain_snippet(text)

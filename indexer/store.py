@@ -245,6 +245,20 @@ def plain_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return html.escape(text, quote=False)
 
 
+def char_ranges(text: str, byte_ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """UTF-8 byte offsets (what tantivy's snippets report) -> character offsets in ``text``.
+
+    An offset inside a multi-byte character rounds down to that character's start.
+    """
+    data = text.encode("utf-8")
+
+    def char_at(offset: int) -> int:
+        offset = max(0, min(offset, len(data)))
+        return len(data[:offset].decode("utf-8", errors="ignore"))
+
+    return [(char_at(start), char_at(end)) for start, end in byte_ranges]
+
+
 def mark_ranges(fragment: str, ranges: Sequence[tuple[int, int]]) -> str:
     """Escape ``fragment`` and wrap the (char) ranges in ``<mark>``."""
     out, pos = [], 0

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from indexer.embedded import EmbeddedStore
-from indexer.query import QuerySyntaxError
+from indexer.query import QuerySyntaxError, analyze
 from indexer.store import SearchRequest, SearchStore, StoreError, open_store
 from newswire.records import Article, ConflictTag, EventTypeTag, Location
 from newswire.settings import load_settings
@@ -207,3 +209,31 @@ def test_any_query_string_searches_or_is_a_syntax_error(store: EmbeddedStore, te
     except QuerySyntaxError:
         return
     assert result.total in (0, 1)
+
+
+# ---- snippets on non-ASCII text: tantivy reports byte offsets, the page needs characters
+
+_WORDS = ["café", "frappe", "aérienne", "élèves", "Alep", "حلب", "غارة", "جوية", "قصف",
+          "Київ", "обстріл", "München", "naïve", "ceasefire", "talks", "🚀", "🇸🇾", "—", "«", "»",
+          "l'armée", "北京", "x"]
+_MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=40), st.data())
+def test_snippet_marks_exactly_the_query_terms_in_non_ascii_text(
+        store: EmbeddedStore, words: list[str], data: st.DataObject) -> None:
+    searchable = [w for w in words if analyze(w) and len(analyze(w)) == 1]
+    assume(searchable)
+    term = data.draw(st.sampled_from(searchable))
+    text = " ".join(words)
+    store.upsert([art(1, title="t", text=text)])
+    hits = store.search(SearchRequest(query=f'"{term}"', histogram=None, facets=())).hits
+    assert [h["id"] for h in hits] == ["id1"]
+    snippet = hits[0]["snippet"]
+    marked = [html.unescape(m) for m in _MARK.findall(snippet)]
+    assert marked, snippet
+    assert all(analyze(m) == analyze(term) for m in marked), (snippet, term)
+    # nothing lost or shifted: without the tags the snippet is the (escaped) text itself
+    assert html.unescape(_MARK.sub(r"\1", snippet)) in text

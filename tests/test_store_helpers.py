@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.store import (
+    char_ranges,
     INTERVALS,
     MAX_HISTOGRAM_BUCKETS,
     SearchRequest,
@@ -114,3 +115,14 @@ def test_validation_and_request_bounds() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.data())
+def test_char_ranges_turn_utf8_byte_offsets_into_character_offsets(text: str,
+                                                                    data: st.DataObject) -> None:
+    n = len(text)
+    start = data.draw(st.integers(0, n))
+    end = data.draw(st.integers(start, n))
+    as_bytes = (len(text[:start].encode()), len(text[:end].encode()))
+    assert char_ranges(text, [as_bytes]) == [(start, end)]

@@ -70,6 +70,22 @@ def config_cmd(settings: Settings) -> None:
     click.echo(settings.model_dump_json(indent=2))
 
 
+@main.command("topics", help="Create the declared Kafka topics that are missing (idempotent) and "
+              "list them. Run once before the services on a real Kafka cluster.")
+@click.option("--dry-run", is_flag=True, help="Only list the declared topics; do not connect.")
+@click.pass_obj
+def topics_cmd(settings: Settings, dry_run: bool) -> None:
+    from newswire.topics import TOPICS, ensure_topics
+
+    created = set() if dry_run else set(ensure_topics(settings))
+    for spec in TOPICS:
+        name = settings.topic(spec.name)
+        partitions = spec.partitions or settings.kafka.partitions
+        config = ",".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+        state = "declared" if dry_run else ("created" if name in created else "exists")
+        click.echo(f"{name}\tpartitions={partitions}\t{config}\t{state}")
+
+
 @main.command(help="Run the whole pipeline in the foreground until SIGINT/SIGTERM.\n\n"
               "Starts the embedded broker (unless NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS is set), the "
               "feed poller, the Faust processor worker, the indexer and the search page/API. "

@@ -23,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -185,23 +186,39 @@ class EmbeddedStore:
 
     # -- reads
 
-    def count(self) -> int:
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """tantivy says ValueError for a corrupt or vanished index: that is the store failing
+        (StoreError, the API's 503), not a bad request."""
+        try:
+            yield
+        except q.QuerySyntaxError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise StoreError(f"cannot read index at {self.path}: {exc}") from exc
+
+    def _searcher(self) -> tantivy.Searcher | None:
+        """The newest committed state, or None before the first commit."""
         index = self._open(create=False)
         if index is None:
-            return 0
+            return None
         index.reload()
-        return int(index.searcher().num_docs)
+        return index.searcher()
+
+    def count(self) -> int:
+        with self._reading():
+            searcher = self._searcher()
+            return 0 if searcher is None else int(searcher.num_docs)
 
     def get(self, id: str) -> dict[str, Any] | None:
-        index = self._open(create=False)
-        if index is None:
-            return None
-        index.reload()
-        searcher = index.searcher()
-        found = searcher.search(tantivy.Query.term_query(self.schema, "id", id), 1)
-        if not found.hits:
-            return None
-        return self._stored(searcher.doc(found.hits[0][1]))
+        with self._reading():
+            searcher = self._searcher()
+            if searcher is None:
+                return None
+            found = searcher.search(tantivy.Query.term_query(self.schema, "id", id), 1)
+            if not found.hits:
+                return None
+            return self._stored(searcher.doc(found.hits[0][1]))
 
     @staticmethod
     def _stored(doc: tantivy.Document) -> dict[str, Any]:
@@ -223,13 +240,15 @@ class EmbeddedStore:
         return clauses[0][1] if len(clauses) == 1 else Q.boolean_query(clauses)
 
     def search(self, req: SearchRequest) -> SearchResult:
-        started = time.perf_counter()
         parsed = q.parse(req.query)  # QuerySyntaxError goes to the caller
-        index = self._open(create=False)
-        if index is None:
+        with self._reading():
+            return self._search(parsed, req)
+
+    def _search(self, parsed: q.Query, req: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        searcher = self._searcher()
+        if searcher is None:
             return SearchResult(0, [], {f: [] for f in req.facets}, [], req.page, req.size)
-        index.reload()
-        searcher = index.searcher()
         query = self._filtered(parsed, req)
 
         if req.collapse_stories:

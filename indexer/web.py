@@ -255,9 +255,12 @@ def _add_store_error_handlers(app: FastAPI, metrics: _Metrics) -> None:
                             headers={"Retry-After": "5"})
 
     async def store_failed(request: Request, exc: Exception) -> JSONResponse:
+        # Still 503, not 500: the API itself is fine, the store behind it cannot answer (a
+        # corrupt or foreign index, a refused mapping); the operator's log says which.
         metrics.search_errors.labels("store_error").inc()
         log.error("web store=error path=%s error=%s", request.url.path, exc)
-        return JSONResponse({"detail": "the search store failed on this request"}, 500)
+        return JSONResponse({"detail": "the search store cannot answer; the operator log says "
+                                       "why (web store=error)"}, 503)
 
     for cls in unavailable:
         app.add_exception_handler(cls, store_down)

@@ -490,3 +490,19 @@ def test_concurrent_searches_all_answer_the_same(server: LiveServer) -> None:
     for q, r in got:
         assert r.status_code == 200
         assert r.json()["total"] == expected[q] > 0
+
+
+def test_a_broken_embedded_index_answers_503_with_a_clear_error(tmp_path: Path) -> None:
+    with live_server(tmp_path, corpus()[:2]) as live:
+        assert httpx.get(live.base_url + "/api/search", params={"q": "kharkiv"}).json()["total"]
+        # The index breaks under the running server (a full disk, an operator's mistake).
+        (tmp_path / "index" / "meta.json").write_text("not json", encoding="utf-8")
+        for path in ("/api/search?q=kharkiv", f"/api/articles/{corpus()[0].id}"):
+            r = httpx.get(live.base_url + path, timeout=10)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["content-type"] == "application/json"
+            assert "search store cannot answer" in r.json()["detail"]
+            assert "Traceback" not in r.text and str(tmp_path) not in r.text
+        assert httpx.get(live.base_url + "/healthz").status_code == 503
+        metrics = httpx.get(live.base_url + "/metrics").text
+        assert 'newswire_web_search_errors_total{reason="store_error"} 2.0' in metrics

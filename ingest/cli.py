@@ -115,15 +115,18 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
               help="File of feed URLs, one per line, or an OPML file.")
 @click.option("--websub-callback", metavar="URL",
               help="Public base URL of the WebSub callback listener; feeds that advertise a hub "
-                   "are then subscribed for push (and polled only as a safety net).")
-@click.option("--websub-listen", metavar="HOST:PORT", default="127.0.0.1:8601", show_default=True,
-              help="Where the WebSub callback listener binds (with --websub-callback).")
+                   "are then subscribed for push (and polled only as a safety net). "
+                   "Setting: NEWSWIRE_POLL__WEBSUB_CALLBACK.")
+@click.option("--websub-listen", metavar="HOST:PORT",
+              help="Where the WebSub callback listener binds (default 127.0.0.1:8601). "
+                   "Setting: NEWSWIRE_POLL__WEBSUB_LISTEN.")
 @_data_dir
 @_private
 @click.pass_context
 def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool,
          feeds: tuple[str, ...], feeds_file: Path | None, websub_callback: str | None,
-         websub_listen: str, data_dir: Path | None, allow_private_networks: bool | None) -> None:
+         websub_listen: str | None, data_dir: Path | None,
+         allow_private_networks: bool | None) -> None:
     updates: dict[str, Any] = {}
     if feeds or targets:
         updates["feeds"] = [*ctx.obj.feeds, *feeds, *targets]
@@ -141,6 +144,8 @@ def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool
         raise click.UsageError("no Kafka named: set NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS, or run "
                                "`newswire up` which starts the embedded broker")
     websub = None
+    websub_callback = websub_callback or settings.poll.websub_callback
+    websub_listen = websub_listen or settings.poll.websub_listen
     if websub_callback:
         from ingest.websub import WebSubConfig
 

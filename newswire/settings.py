@@ -87,6 +87,10 @@ class FetchSettings(BaseModel):
     )
     per_host_concurrency: int = Field(2, ge=1)
     per_host_min_gap: float = Field(1.0, ge=0, description="seconds between requests to one host")
+    share_host_limits: bool = Field(
+        True, description="per-host limits shared by every process of this node using the same "
+        "data dir (<data_dir>/hostlimits.sqlite); limits are per node, not cluster-wide"
+    )
     obey_robots: bool = True
 
 
@@ -95,6 +99,11 @@ class PollSettings(BaseModel):
     max_interval: float = Field(86_400.0, gt=0, description="seconds; slowest a feed is polled")
     default_interval: float = Field(600.0, gt=0)
     max_concurrency: int = Field(200, ge=1, description="feeds fetched at once")
+    websub_callback: str | None = Field(
+        None, description="public base URL of the WebSub callback listener; when set, feeds "
+        "that advertise a hub are subscribed for push (and still polled as a safety net)")
+    websub_listen: str = Field("127.0.0.1:8601", pattern=r"^[^\s]*:\d{1,5}$",
+                               description="HOST:PORT the WebSub callback listener binds")
 
 
 class WebSettings(BaseModel):

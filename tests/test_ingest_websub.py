@@ -150,3 +150,21 @@ def test_signature_check_and_form() -> None:
     assert not signature_ok("s", body, "md5=abc") and not signature_ok("s", body, None)
     form = subscription_form("https://t.example/f", "https://cb.example/websub/x", "s", 60)
     assert form["hub.mode"] == "subscribe" and form["hub.lease_seconds"] == "60"
+
+
+def test_websub_is_a_setting_that_reaches_the_poller_under_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `newswire up` starts `poll` with child_env(settings): a WebSub callback set in the
+    # config or environment must survive that hop, and a malformed listen address is refused.
+    from pydantic import ValidationError
+
+    from newswire.settings import child_env, load_settings
+
+    monkeypatch.setenv("NEWSWIRE_POLL__WEBSUB_CALLBACK", "https://news.example.org/cb")
+    settings = load_settings()
+    assert settings.poll.websub_callback == "https://news.example.org/cb"
+    env = child_env(settings)
+    assert env["NEWSWIRE_POLL__WEBSUB_CALLBACK"] == "https://news.example.org/cb"
+    assert env["NEWSWIRE_POLL__WEBSUB_LISTEN"] == "127.0.0.1:8601"
+    monkeypatch.setenv("NEWSWIRE_POLL__WEBSUB_LISTEN", "no port here")
+    with pytest.raises(ValidationError):
+        load_settings()

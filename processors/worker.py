@@ -27,6 +27,7 @@ from newswire.records import DeadLetter, FeedEntry, utcnow
 from newswire.settings import KafkaSettings, Settings
 from newswire.topics import ensure_topics
 from processors.clean import build_article
+from processors import fetch_idle
 from processors.enrich import Enriched, enrich, init_worker, pool_child_init
 from processors.fingerprint import StoryIndex
 from processors.pagestore import PageStore
@@ -162,6 +163,7 @@ class Processor:
 def build_app(settings: Settings, processor: Processor) -> faust.App:
     kafka = settings.kafka
     assert kafka.bootstrap_servers, "Kafka bootstrap servers must be known before the worker starts"
+    fetch_idle.install()  # an idle worker must not spin on a broker that ignores fetch waits
     app = faust.App(
         f"{kafka.topic_prefix}-processor",
         broker=";".join(f"kafka://{host}" for host in kafka.bootstrap_servers.split(",")),

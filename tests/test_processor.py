@@ -6,6 +6,7 @@ dead letter with its reason, and the good entry still comes through.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,15 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer
 
 from newswire.keys import canonical_url, url_key
 from newswire.records import Article, FeedEntry
 from newswire.settings import Settings, child_env
 from newswire.topics import ensure_topics
+from processors import fetch_idle
+from processors.fetch_idle import idle_pause
 from tests.world import World
 
-pytestmark = pytest.mark.integration
 
 
 def entry(world: World, path: str, title: str) -> FeedEntry:
@@ -45,6 +49,7 @@ def drain(settings: Settings, topic: str, want: int, timeout: float = 90) -> lis
     return got
 
 
+@pytest.mark.integration
 def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, seed_story,
                                                                  tmp_path: Path) -> None:
     ensure_topics(kafka_settings)
@@ -94,3 +99,79 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
     headers = dict(letters[0].headers)
     assert headers["stage"] == b"process" and headers["original_topic"] == \
         kafka_settings.topic("entries").encode()
+
+
+# -- the idle fetch backoff (processors.fetch_idle) ----------------------------------------
+
+durations = st.floats(min_value=0, max_value=10, allow_nan=False)
+
+
+@given(elapsed=durations, max_wait=durations, streak=st.integers(-3, 200),
+       cap=st.floats(min_value=0.001, max_value=5))
+def test_idle_pause_never_waits_longer_than_the_broker_could_have(
+        elapsed: float, max_wait: float, streak: int, cap: float) -> None:
+    pause = idle_pause(elapsed, max_wait, streak, cap=cap)
+    assert 0.0 <= pause <= cap
+    # A real Kafka holds an empty fetch for max_wait: then there is nothing left to wait.
+    assert pause <= max(0.0, max_wait - elapsed)
+    if streak < 1:
+        assert pause == 0.0
+    else:  # longer idle streaks never wait less
+        assert idle_pause(elapsed, max_wait, streak + 1, cap=cap) >= pause
+
+
+def test_idle_pause_grows_to_the_cap_on_a_broker_that_answers_at_once() -> None:
+    pauses = [idle_pause(0.001, 1.5, n, cap=0.2) for n in range(1, 10)]
+    assert pauses[0] == pytest.approx(0.01) and pauses[-1] == pytest.approx(0.2)
+    assert pauses == sorted(pauses)
+
+
+@pytest.mark.integration
+def test_idle_consumer_stops_spinning_and_still_gets_the_next_record(kafka_settings) -> None:
+    """An idle aiokafka consumer on noida (which answers empty fetches at once) sent a fetch
+    every few hundred microseconds; with the backoff it sends a handful a second, and a
+    record produced after the idle spell still arrives."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.fetcher import Fetcher
+
+    fetch_idle.install()
+    topic = kafka_settings.topic("idle-probe")
+    producer = KafkaProducer(**kafka_settings.kafka.client_config())
+    producer.send(topic, key=b"k", value=b"first")
+    producer.flush()
+    patched = Fetcher._proc_fetch_request
+    calls = 0
+
+    async def counting(self, *args):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await patched(self, *args)
+
+    async def run() -> tuple[int, bytes, bytes]:
+        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                                    fetch_max_wait_ms=1500,
+                                    bootstrap_servers=kafka_settings.kafka.bootstrap_servers)
+        await consumer.start()
+        try:
+            first = await asyncio.wait_for(consumer.getone(), 30)
+            nonlocal calls
+            calls = 0
+            idle = await consumer.getmany(timeout_ms=2000)  # nothing new on the topic
+            idle_fetches = calls
+            assert not any(idle.values()), idle
+            await asyncio.to_thread(lambda: (producer.send(topic, key=b"k", value=b"second"),
+                                             producer.flush()))
+            second = await asyncio.wait_for(consumer.getone(), 30)
+            return idle_fetches, first.value, second.value
+        finally:
+            await consumer.stop()
+
+    Fetcher._proc_fetch_request = counting
+    try:
+        idle_fetches, first, second = asyncio.run(run())
+    finally:
+        Fetcher._proc_fetch_request = patched
+        producer.close()
+    assert (first, second) == (b"first", b"second")
+    # Backoff: ~15 fetches in 2 s; without it thousands. Slowness only lowers the count.
+    assert 0 < idle_fetches < 60, idle_fetches

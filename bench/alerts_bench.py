@@ -175,7 +175,7 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
     rules = make_rules(n_rules, vocabulary(texts, rng, max_df), rng)
     receiver = Receiver()
     probe = Rule(id="latency-probe", name="latency probe", query="zanzibar",
-                 channels=(WebhookChannel(url=receiver.url, secret="bench"),))
+                 channels=(WebhookChannel(url=receiver.url, secret_name="bench"),))
     tmp = Path(tempfile.mkdtemp(prefix="alerts-bench-"))
     server = EmbeddedServer(tmp / "noida")
     server.start()
@@ -191,7 +191,8 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
         producer.flush()
         log = (tmp / "worker.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "processors.alerts.standalone"],
-                                cwd=REPO, env={**os.environ, **child_env(settings)},
+                                cwd=REPO, env={**os.environ, **child_env(settings),
+                                             "NEWSWIRE_ALERTS__SECRETS__BENCH": "bench-key"},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # warm-up: the probe rule fires once all rules before it were applied
         deadline = time.monotonic() + 180

@@ -35,6 +35,7 @@ from processors.alerts.rules import (
     SlackChannel,
     WebhookChannel,
 )
+from processors.alerts.settings import AlertSettings
 
 SECRET = "whsec-7f3a-very-secret"
 SLACK_TOKEN = "T000-B000-XXXXXXXXsecretslackpath"
@@ -91,7 +92,15 @@ def notification(rule: Rule, n: int = 1) -> Notification:
     return Notification("alert" if n == 1 else "digest", rule, alerts, NOW)
 
 
+def settings_with(receiver_url: str = "http://127.0.0.1:9", **more: str) -> AlertSettings:
+    """The workers' named secrets: the rules only name them."""
+    return AlertSettings(secrets={  # type: ignore[arg-type]
+        "hook": SECRET, "slack_desk": f"{receiver_url}/services/{SLACK_TOKEN}", **more})
+
+
 def deliver(rule: Rule, note: Notification, **kw: Any) -> list[Any]:
+    kw.setdefault("settings", settings_with())
+
     async def run() -> list[Any]:
         d = Deliverer(policy=FAST, **kw)
         try:
@@ -101,9 +110,9 @@ def deliver(rule: Rule, note: Notification, **kw: Any) -> list[Any]:
     return asyncio.run(run())
 
 
-def test_webhook_body_is_signed_with_the_rule_secret(receiver: Receiver) -> None:
+def test_webhook_body_is_signed_with_the_named_secret(receiver: Receiver) -> None:
     rule = Rule(name="iran", query="iran",
-                channels=(WebhookChannel(url=receiver.url + "/hook", secret=SECRET),))
+                channels=(WebhookChannel(url=receiver.url + "/hook", secret_name="HOOK"),))
     [outcome] = deliver(rule, notification(rule))
     assert outcome.ok and outcome.attempts == 1
     [(headers, body)] = receiver.hits("/hook")
@@ -122,11 +131,11 @@ def test_failing_channel_is_retried_then_given_up_while_the_other_receives(
         receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.status["/down"] = 503
     rule = Rule(name="r", query="x", channels=(
-        WebhookChannel(url=receiver.url + "/down", secret=SECRET),
-        SlackChannel(url=f"{receiver.url}/services/{SLACK_TOKEN}"),
+        WebhookChannel(url=receiver.url + "/down", secret_name="hook"),
+        SlackChannel(url_secret="slack_desk"),
     ))
     caplog.set_level(logging.DEBUG)
-    down, slack = deliver(rule, notification(rule, 2))
+    down, slack = deliver(rule, notification(rule, 2), settings=settings_with(receiver.url))
     assert not down.ok and down.attempts == FAST.attempts and down.error == "http_503"
     assert len(receiver.hits("/down")) == FAST.attempts
     assert slack.ok
@@ -138,6 +147,27 @@ def test_failing_channel_is_retried_then_given_up_while_the_other_receives(
         assert leaked not in caplog.text
         assert leaked not in repr(down) + repr(slack)
         assert leaked not in json.dumps(rule.public())
+
+
+def test_a_missing_named_secret_fails_without_sending_and_default_signs_the_rest(
+        receiver: Receiver) -> None:
+    rule = Rule(name="r", query="x", channels=(
+        WebhookChannel(url=receiver.url + "/named", secret_name="nowhere"),
+        SlackChannel(url_secret="nowhere_either"),
+        WebhookChannel(url=receiver.url + "/plain")))
+    named, slack, plain = deliver(rule, notification(rule),
+                                  settings=AlertSettings(secrets={"DEFAULT": "dflt"}))  # type: ignore[dict-item]
+    # never sent unsigned, never retried: the operator must set the secret, then replay
+    assert (named.ok, named.attempts, named.error) == (False, 1, "secret_missing:nowhere")
+    assert (slack.ok, slack.error) == (False, "secret_missing:nowhere_either")
+    assert receiver.hits("/named") == [] and plain.ok
+    [(headers, body)] = receiver.hits("/plain")
+    assert headers[SIGNATURE_HEADER] == "sha256=" + hmac.new(
+        b"dflt", body, hashlib.sha256).hexdigest()
+    # with no default secret, a webhook naming no secret goes out unsigned
+    deliver(rule.model_copy(update={"channels": rule.channels[2:]}), notification(rule),
+            settings=AlertSettings())
+    assert SIGNATURE_HEADER not in receiver.hits("/plain")[1][0]
 
 
 def test_client_errors_are_not_retried(receiver: Receiver) -> None:

@@ -38,20 +38,23 @@ def test_cli_create_list_show_pause_resume_delete(kafka_settings: Settings,
                                                   tmp_path: Path, seed_story: str) -> None:
     code, out, err = cli(kafka_settings, "create", "iran proxies", "Iran AND (militia OR IRGC)",
                          "--conflict", "us-iran-proxy", "--webhook", "http://127.0.0.1:9/h",
-                         "--slack", "http://127.0.0.1:9/services/T/B/slack-token",
+                         "--secret-name", "ops", "--slack-secret", "slack_desk",
                          "--throttle", "30", "--json")
     assert code == 0, err
     created = json.loads(out)
     rid = created["id"]
     assert created["filters"]["conflicts"] == ["us-iran-proxy"]
-    secret = err.rsplit(" ", 1)[-1].strip()  # generated, shown once on stderr
-    assert len(secret) >= 24 and secret not in out and "slack-token" not in out
+    # the rule names its secrets; the CLI says where the workers must find them
+    assert "NEWSWIRE_ALERTS__SECRETS__OPS" in err and "NEWSWIRE_ALERTS__SECRETS__SLACK_DESK" in err
     stored = RuleStore(kafka_settings).get(rid)
     assert stored is not None
-    assert stored.channels[0].secret.get_secret_value() == secret  # type: ignore[union-attr]
+    webhook, slack = stored.channels
+    assert webhook.secret_name == "ops" and webhook.secret is None  # type: ignore[union-attr]
+    assert slack.url_secret == "slack_desk" and slack.url is None  # type: ignore[union-attr]
 
     code, out, _ = cli(kafka_settings, "list")
     assert code == 0 and rid in out and "active" in out and "webhook:127.0.0.1:9" in out
+    assert "slack:slack_desk" in out
     assert cli(kafka_settings, "pause", "iran proxies")[0] == 0
     code, out, _ = cli(kafka_settings, "show", rid)
     assert json.loads(out)["rule"]["paused"] is True
@@ -110,14 +113,13 @@ def test_api_rules_crud_with_token(api: httpx.Client, seed_story: str) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     body = {"name": "iran", "query": "Iran AND (militia OR IRGC)",
             "filters": {"conflicts": ["us-iran-proxy"]},
-            "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook"}]}
+            "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/hook",
+                          "secret_name": "ops"}]}
     assert api.post("/api/alerts", json=body).status_code == 401  # writes need the token
     r = api.post("/api/alerts", json=body, headers=auth)
     assert r.status_code == 201, r.text
-    secret = r.json()["webhook_secret"]
     rule = r.json()["rule"]
-    assert rule["channels"][0]["secret"] == "**********" and secret not in r.text.replace(
-        f'"webhook_secret":"{secret}"', "")
+    assert rule["channels"][0]["secret_name"] == "ops" and rule["channels"][0]["secret"] is None
 
     listed = api.get("/api/alerts").json()["rules"]  # reads are open
     assert [x["id"] for x in listed] == [rule["id"]]
@@ -143,6 +145,15 @@ def test_api_rules_crud_with_token(api: httpx.Client, seed_story: str) -> None:
 
     bad = api.post("/api/alerts", json={**body, "query": "strike~2"}, headers=auth)
     assert bad.status_code == 400 and "fuzzy" in bad.json()["detail"]
+
+    # a secret value inline is refused before anything is written, and never echoed
+    inline = {**body, "name": "inline", "channels": [
+        {"type": "webhook", "url": "http://127.0.0.1:9/h", "secret": "inline-secret-value"},
+        {"type": "slack", "url": "https://hooks.example/services/inline-slack-token"}]}
+    r = api.post("/api/alerts", json=inline, headers=auth)
+    assert r.status_code == 400 and "NEWSWIRE_ALERTS__SECRETS__" in r.json()["detail"]
+    assert "inline-secret-value" not in r.text and "inline-slack-token" not in r.text
+    assert [x["name"] for x in api.get("/api/alerts").json()["rules"]] == ["iran"]
 
     assert api.delete(f"/api/alerts/{rule['id']}", headers=auth).status_code == 204
     assert api.get(f"/api/alerts/{rule['id']}").status_code == 404

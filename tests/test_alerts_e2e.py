@@ -1,7 +1,8 @@
 """Acceptance of the alerts issue on the whole pipeline: `newswire up` on loopback feeds.
 
 A rule ``Iran AND (militia OR IRGC)`` filtered to the conflict ``us-iran-proxy``, created
-with the CLI as a user would, with a webhook to a loopback receiver, gets exactly one
+with the CLI as a user would, with a webhook to a loopback receiver signed with a secret
+named in the settings (never stored in the rule), gets exactly one
 signed POST for the seed story; the same story arriving again from another outlet (a second
 feed on another loopback host) only updates that alert ("also reported by"); a story that
 does not match fires nothing for the rule. A second rule (``Zanzibar``) proves that the
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from newswire import runtime
+from newswire.settings import load_settings
+from processors.alerts.store import _read_topic
 from tests.test_alerts_channels import Receiver
 from tests.test_e2e_up import newswire, start_up, stop, wait_for
 from tests.world import rss, story_page
@@ -121,6 +125,8 @@ def test_one_signed_alert_per_story_on_newswire_up(
     # empty feeds are polled again every second, so revealed items are picked up quickly
     monkeypatch.setenv("NEWSWIRE_POLL__MIN_INTERVAL", "1")
     monkeypatch.setenv("NEWSWIRE_POLL__DEFAULT_INTERVAL", "1")
+    # the signing key lives in the workers' settings; the rule only names it
+    monkeypatch.setenv("NEWSWIRE_ALERTS__SECRETS__HOOK", SECRET)
     proc = start_up(data_dir, [f"{outlet.base}/feed.xml", f"{mirror.base}/feed.xml"], log)
     try:
         def create(*args: str) -> dict | None:
@@ -129,7 +135,7 @@ def test_one_signed_alert_per_story_on_newswire_up(
 
         iran = wait_for(lambda: create(
             "iran proxies", "Iran AND (militia OR IRGC)", "--conflict", "us-iran-proxy",
-            "--webhook", f"{receiver.url}/iran", "--secret", SECRET),
+            "--webhook", f"{receiver.url}/iran", "--secret-name", "hook"),
             60, "the CLI to create the rule", proc, log)
         sentinel = create("zanzibar", "Zanzibar", "--webhook", f"{receiver.url}/sentinel")
         assert sentinel is not None
@@ -162,6 +168,7 @@ def test_one_signed_alert_per_story_on_newswire_up(
             done = newswire("alerts", "show", iran["id"], data_dir=data_dir)
             if done.returncode != 0:
                 return None
+            assert SECRET not in done.stdout
             alerts = json.loads(done.stdout)["alerts"]
             return alerts[0] if alerts and alerts[0]["also_reported_by"] else None
 
@@ -172,6 +179,10 @@ def test_one_signed_alert_per_story_on_newswire_up(
         sentinel_bodies = [json.loads(b) for _, b in receiver.hits("/sentinel")]  # the other
         assert [b["story"]["url"] for b in sentinel_bodies] == [other]
         assert SECRET not in log.read_text()
+        settings = runtime.with_kafka(load_settings(data_dir=data_dir))
+        rules_topic = b"".join(v or b"" for _, v in
+                               _read_topic(settings, settings.topic("alert-rules")))
+        assert b'"secret_name":"hook"' in rules_topic and SECRET.encode() not in rules_topic
     finally:
         code = stop(proc, log)
     assert code == 0, log.read_text()[-4000:]

@@ -57,10 +57,12 @@ class Worker:
 
     def __init__(self, settings: Settings, log: Path) -> None:
         self.settings, self.log = settings, log
+        self.extra_env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "DEBUG"}
+        env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "DEBUG",
+               "NEWSWIRE_ALERTS__SECRETS__HOOK": SECRET, **self.extra_env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
@@ -123,8 +125,8 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
         iran = store.save(Rule(
             name="iran proxies", query="Iran AND (militia OR IRGC)",
             filters=RuleFilters(conflicts=("us-iran-proxy",)),
-            channels=(WebhookChannel(url=receiver.url + "/hook", secret=SECRET),
-                      WebhookChannel(url=receiver.url + "/down", secret=SECRET))))
+            channels=(WebhookChannel(url=receiver.url + "/hook", secret_name="hook"),
+                      WebhookChannel(url=receiver.url + "/down", secret_name="hook"))))
         sentinel = store.save(Rule(name="sentinel", query="zanzibar",
                                    channels=(WebhookChannel(url=receiver.url + "/sentinel"),)))
     for rule in (iran, sentinel):
@@ -173,6 +175,11 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
     assert letter.error == "http_500"
     assert json.loads(letter.payload or "{}")["channel_index"] == 1
     assert SECRET not in (letter.payload or "") and SECRET not in worker.read_text()
+    # the rules topic (readable by any consumer) and the alert state hold names only
+    for topic in ("alert-rules", "alerts", "alert-matches"):
+        raw = b"".join((k or b"") + (v or b"") for k, v in
+                       _read_topic(kafka_settings, kafka_settings.topic(topic)))
+        assert raw and SECRET.encode() not in raw, topic
 
     # the receiver is back: `newswire dlq replay alert` re-drives just that channel
     receiver.status["/down"] = 200

@@ -38,6 +38,7 @@ from processors.alerts.decide import Notification, Outcome, after_delivery, on_f
 from processors.alerts.matcher import RuleIndex, check_rule
 from processors.alerts.models import Alert, MatchEvent, Outbox, alert_key
 from processors.alerts.rules import Rule
+from processors.alerts.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class AlertService:
 
     settings: Settings
     deliverer: Deliverer
+    alert_settings: AlertSettings = field(default_factory=AlertSettings)
     index: RuleIndex = field(default_factory=RuleIndex)
     rules: dict[str, Rule] = field(default_factory=dict)  # all, paused ones too
     raw_rules: dict[str, bytes] = field(default_factory=dict)
@@ -104,11 +106,20 @@ class AlertService:
                 log.warning("alert rule unusable rule=%s reason=%s", rule_id, problem)
 
 
-def install(app: faust.App, settings: Settings, *, smtp: SmtpSettings | None = None,
-            policy: RetryPolicy | None = None, flush_interval: float = 15.0,
-            sync_interval: float = 10.0) -> AlertService:
-    """Register the alert tables, agents and timers on ``app`` (call once, before start)."""
-    service = AlertService(settings, Deliverer(smtp or SmtpSettings(), policy or RetryPolicy()))
+def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings | None = None,
+            smtp: SmtpSettings | None = None, policy: RetryPolicy | None = None,
+            flush_interval: float | None = None,
+            sync_interval: float | None = None) -> AlertService:
+    """Register the alert tables, agents and timers on ``app`` (call once, before start).
+
+    ``alert_settings`` (secrets, digest windows, timer intervals) and ``smtp`` are read from
+    the environment here when not given: the processor worker calls ``install(app, settings)``.
+    """
+    conf = alert_settings or AlertSettings()
+    flush_interval = flush_interval or conf.flush_interval
+    sync_interval = sync_interval or conf.sync_interval
+    deliverer = Deliverer(smtp or SmtpSettings(), policy or RetryPolicy(), settings=conf)
+    service = AlertService(settings, deliverer, alert_settings=conf)
 
     rules_topic = app.topic(settings.topic("alert-rules"), **RAW_TOPIC)
     articles_topic = app.topic(settings.topic("articles"), **RAW_TOPIC)
@@ -293,7 +304,8 @@ async def _decide(service: AlertService, rule_id: str, match: MatchEvent, dead_l
             return
         raw = alerts_table.get(alert_key(rule_id, match.story_id).encode())
         existing = Alert.from_bytes(raw) if raw else None
-        outcome = on_match(rule, match, existing, outbox, now)
+        outcome = on_match(rule, match, existing, outbox, now,
+                           service.alert_settings.digest_windows)
     DECISIONS.labels(outcome.reason).inc()
     log.debug("alert decision rule=%s story=%s outcome=%s", rule_id, match.story_id,
               outcome.reason)

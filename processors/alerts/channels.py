@@ -36,6 +36,7 @@ from tenacity import (
 
 from processors.alerts.decide import Notification
 from processors.alerts.models import ChannelOutcome
+from processors.alerts.settings import DEFAULT_SECRET, AlertSettings
 from processors.alerts.rules import (
     Channel,
     EmailChannel,
@@ -145,9 +146,11 @@ class Deliverer:
     """Sends notifications; one per worker, owns the HTTP client of the running loop."""
 
     def __init__(self, smtp: SmtpSettings | None = None, policy: RetryPolicy | None = None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None,
+                 settings: AlertSettings | None = None) -> None:
         self.smtp = smtp or SmtpSettings()
         self.policy = policy or RetryPolicy()
+        self.settings = settings or AlertSettings()
         self._client = client
         _redact_http_logs()
 
@@ -232,15 +235,35 @@ class Deliverer:
             TIMESTAMP_HEADER: str(int(time.time())),
             ALERT_ID_HEADER: notification.id,
         }
-        if channel.secret is not None:
-            headers[SIGNATURE_HEADER] = sign(body, channel.secret.get_secret_value())
+        secret = self._webhook_secret(channel)
+        if secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, secret)
         await self._post(channel.url, body, headers)
 
+    def _webhook_secret(self, channel: WebhookChannel) -> str | None:
+        if channel.secret is not None:  # a legacy rule with its secret inline
+            return channel.secret.get_secret_value()
+        if channel.secret_name is None:  # unsigned unless a default secret is configured
+            return self.settings.secret(DEFAULT_SECRET)
+        value = self.settings.secret(channel.secret_name)
+        if value is None:  # never send unsigned what the rule wants signed
+            raise Permanent(f"secret_missing:{channel.secret_name}")
+        return value
+
     async def _slack(self, channel: SlackChannel, notification: Notification) -> None:
+        if channel.url is not None:  # legacy inline URL
+            url = channel.url.get_secret_value()
+        else:
+            assert channel.url_secret is not None  # the model requires one of the two
+            found = self.settings.secret(channel.url_secret)
+            if found is None:
+                raise Permanent(f"secret_missing:{channel.url_secret}")
+            if not found.startswith(("http://", "https://")):
+                raise Permanent(f"secret_not_a_url:{channel.url_secret}")
+            url = found
         subject, text = text_summary(notification)
         body = json.dumps({"text": f"*{subject}*\n{text}"}, ensure_ascii=False).encode()
-        await self._post(channel.url.get_secret_value(), body,
-                         {"Content-Type": "application/json"})
+        await self._post(url, body, {"Content-Type": "application/json"})
 
     def _email(self, channel: EmailChannel, notification: Notification) -> None:
         smtp = self.smtp

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from indexer.query import QuerySyntaxError
 from newswire import runtime
@@ -25,6 +24,7 @@ from processors.alerts.rules import (
     StdoutChannel,
     WebhookChannel,
 )
+from processors.alerts.settings import load_alert_settings
 from processors.alerts.store import RuleError, RuleStore
 
 
@@ -88,8 +88,11 @@ def alerts() -> None:
 @click.argument("query")
 @_filter_options
 @click.option("--webhook", "webhooks", multiple=True, help="Webhook URL (JSON POST, signed).")
-@click.option("--secret", help="HMAC secret of the webhooks (default: generated, printed once).")
-@click.option("--slack", "slacks", multiple=True, help="Slack-compatible incoming webhook URL.")
+@click.option("--secret-name", help="Name of the webhooks' HMAC secret: the workers read it "
+              "from NEWSWIRE_ALERTS__SECRETS__<NAME> (default: the 'default' secret, if set).")
+@click.option("--slack-secret", "slacks", multiple=True, metavar="NAME",
+              help="Slack-compatible incoming webhook: name of the secret holding its URL "
+                   "(NEWSWIRE_ALERTS__SECRETS__<NAME>).")
 @click.option("--email", "emails", multiple=True, help="E-mail address (repeatable).")
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False),
               help="Append alerts as JSON lines to this file.")
@@ -102,17 +105,13 @@ def alerts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rule as JSON.")
 @click.pass_context
 def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
-           secret: str | None, slacks: tuple[str, ...], emails: tuple[str, ...],
+           secret_name: str | None, slacks: tuple[str, ...], emails: tuple[str, ...],
            files: tuple[str, ...], to_stdout: bool, throttle: float, digest: str | None,
            paused: bool, as_json: bool, **filters: Any) -> None:
-    generated = None
-    if webhooks and not secret:
-        secret = generated = secrets.token_urlsafe(24)
     channels: list[Channel] = []
     try:
-        channels += [WebhookChannel(url=u, secret=SecretStr(secret) if secret else None)
-                     for u in webhooks]
-        channels += [SlackChannel(url=u) for u in slacks]  # type: ignore[arg-type]
+        channels += [WebhookChannel(url=u, secret_name=secret_name) for u in webhooks]
+        channels += [SlackChannel(url_secret=n) for n in slacks]
         if emails:
             channels.append(EmailChannel(to=emails))
         channels += [FileChannel(path=str(Path(p).resolve())) for p in files]
@@ -133,9 +132,11 @@ def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
         click.echo(json.dumps(rule.public()))
     else:
         click.echo(f"created {_describe(rule)}")
-    if generated:
-        click.echo(f"webhook secret (shown once; verify X-Newswire-Signature with it): "
-                   f"{generated}", err=True)
+    known = load_alert_settings()
+    for needed in [*([secret_name] if webhooks and secret_name else []), *slacks]:
+        if known.secret(needed) is None:  # the CLI may run elsewhere: a hint, not an error
+            click.echo(f"note: secret {needed!r} is not set here; the workers need "
+                       f"NEWSWIRE_ALERTS__SECRETS__{needed.upper()}", err=True)
 
 
 @alerts.command("list", help="List the rules.")

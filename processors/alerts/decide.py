@@ -76,7 +76,8 @@ class Outcome:
 
 
 def on_match(rule: Rule, event: MatchEvent, existing: Alert | None, outbox: Outbox | None,
-             now: datetime) -> Outcome:
+             now: datetime, windows: Mapping[str, int] = DIGEST_SECONDS) -> Outcome:
+    """``windows``: seconds of each digest period ('hourly', 'daily'), from the settings."""
     assert event.article is not None, "a match event carries its article"
     article = event.article
     if existing is not None:
@@ -96,7 +97,7 @@ def on_match(rule: Rule, event: MatchEvent, existing: Alert | None, outbox: Outb
         first_seen=article.ingested, updated=now,
     )
     box = outbox or Outbox(rule_id=rule.id)
-    due = _due(rule, box, now)
+    due = _due(rule, box, now, windows)
     if due is not None:
         queued = box.model_copy(update={
             "pending": (*box.pending, event.story_id), "due": box.due or due})
@@ -111,10 +112,11 @@ def on_match(rule: Rule, event: MatchEvent, existing: Alert | None, outbox: Outb
                    send=Notification("alert", rule, (sending,), now))
 
 
-def _due(rule: Rule, box: Outbox, now: datetime) -> datetime | None:
+def _due(rule: Rule, box: Outbox, now: datetime,
+         windows: Mapping[str, int] = DIGEST_SECONDS) -> datetime | None:
     """When a queued alert of this rule may go out; ``None`` = send now."""
     if rule.digest:
-        period = DIGEST_SECONDS[rule.digest]
+        period = windows[rule.digest]
         start = int(now.timestamp()) // period * period
         return datetime.fromtimestamp(start + period, UTC)
     if rule.throttle and box.last_sent is not None:

@@ -1,9 +1,11 @@
 """The alert rule: a saved search (query + filters) with delivery channels.
 
 A rule travels on the compacted rules topic (key = rule id, tombstone = delete) and lives
-in a Faust table on every worker. On that wire the channel secrets are kept (the topic is
-the durable store); everywhere else (API, CLI, logs) they are masked: pass
-``context={"reveal_secrets": True}`` to ``model_dump_json`` only when writing the topic.
+in a Faust table on every worker. A rule carries no secret: a webhook names its HMAC key
+(``secret_name``) and a Slack channel the secret holding its URL (``url_secret``); the
+values live in the workers' settings (``processors.alerts.settings``). The inline
+``secret``/``url`` fields are read only for rules written before that (the store refuses to
+write them); they stay masked everywhere but the topic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    model_validator,
     ConfigDict,
     Field,
     SecretStr,
@@ -22,6 +25,7 @@ from pydantic import (
 )
 
 from newswire.records import Record, UTCDateTime, utcnow
+from processors.alerts.settings import SECRET_NAME
 
 DIGEST_SECONDS: dict[str, int] = {"hourly": 3600, "daily": 86_400}
 
@@ -49,11 +53,13 @@ class _Channel(BaseModel):
 
 
 class WebhookChannel(_Channel):
-    """JSON POST, signed with HMAC-SHA256 of the body when a secret is set."""
+    """JSON POST, signed with HMAC-SHA256 of the body with the named secret (or 'default')."""
 
     type: Literal["webhook"] = "webhook"
     url: str = Field(pattern=r"^https?://")
-    secret: SecretStr | None = None
+    secret_name: str | None = Field(None, pattern=SECRET_NAME,
+                                    description="NEWSWIRE_ALERTS__SECRETS__<name> signs it")
+    secret: SecretStr | None = Field(None, description="legacy inline secret: read, not written")
 
     @field_serializer("secret")
     def _ser_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
@@ -65,25 +71,37 @@ class WebhookChannel(_Channel):
 
 
 class SlackChannel(_Channel):
-    """Slack-compatible incoming webhook; its URL is itself the credential."""
+    """Slack-compatible incoming webhook; its URL is itself the credential, so the rule
+    names the secret that holds it (``url_secret``)."""
 
     type: Literal["slack"] = "slack"
-    url: SecretStr
+    url_secret: str | None = Field(None, pattern=SECRET_NAME,
+                                   description="NEWSWIRE_ALERTS__SECRETS__<name> = the URL")
+    url: SecretStr | None = Field(None, description="legacy inline URL: read, not written")
 
     @field_validator("url")
     @classmethod
-    def _http(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("http://", "https://")):
+    def _http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("slack url must be http(s)")
         return value
 
+    @model_validator(mode="after")
+    def _one_url(self) -> SlackChannel:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("a slack channel needs url_secret (the name of the secret "
+                             "holding its URL)")
+        return self
+
     @field_serializer("url")
-    def _ser_url(self, value: SecretStr, info: SerializationInfo) -> str | None:
+    def _ser_url(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         return _secret_out(value, info)
 
     @property
     def label(self) -> str:
-        return f"slack:{_host(self.url.get_secret_value())}"
+        if self.url_secret:
+            return f"slack:{self.url_secret}"
+        return f"slack:{_host(self.url.get_secret_value())}" if self.url else "slack"
 
 
 class EmailChannel(_Channel):
@@ -167,8 +185,15 @@ class Rule(Record):
     updated: UTCDateTime = Field(default_factory=utcnow)
 
     def to_wire(self) -> bytes:
-        """The rules-topic value: secrets included (the topic is the store)."""
+        """The rules-topic value. The store refuses rules with inline secrets; a legacy rule
+        read back from the topic keeps its inline value, so it still round-trips."""
         return self.model_dump_json(context={"reveal_secrets": True}).encode()
+
+    def inline_secrets(self) -> list[str]:
+        """Labels of the channels that carry a secret value instead of a secret's name."""
+        return [c.label for c in self.channels
+                if (isinstance(c, WebhookChannel) and c.secret is not None)
+                or (isinstance(c, SlackChannel) and c.url is not None)]
 
     def public(self) -> dict[str, Any]:
         """JSON-ready view for the API/CLI: secrets masked."""

@@ -21,7 +21,7 @@ from processors.alerts.channels import RetryPolicy
 
 def build_app(settings: Settings, *, app_id: str | None = None,
               policy: RetryPolicy | None = None,
-              flush_interval: float = 15.0) -> tuple[faust.App, AlertService]:
+              flush_interval: float | None = None) -> tuple[faust.App, AlertService]:
     kafka = settings.kafka
     if not kafka.bootstrap_servers:
         raise RuntimeError("NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS must be set")
@@ -50,7 +50,7 @@ def main() -> int:
     policy = None
     if len(sys.argv) > 1 and sys.argv[1] == "--fast-retries":  # tests: short backoff
         policy = RetryPolicy(attempts=3, initial=0.05, maximum=0.2, timeout=5.0)
-    app, _ = build_app(settings, policy=policy, flush_interval=1.0 if policy else 15.0)
+    app, _ = build_app(settings, policy=policy)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
                           redirect_stdouts=False, override_logging=False)
     try:

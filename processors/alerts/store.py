@@ -57,6 +57,12 @@ class RuleStore:
         problem = check_rule(rule)
         if problem:
             raise RuleError(problem)
+        inline = rule.inline_secrets()
+        if inline:  # the topic is readable by every consumer: it holds names, not secrets
+            raise RuleError(
+                f"channel {', '.join(inline)} carries a secret value; put it in the settings "
+                "(NEWSWIRE_ALERTS__SECRETS__<NAME>) and give its name (webhook secret_name, "
+                "slack url_secret)")
         self._produce(rule.id, rule.to_wire())
         log.info("alert rule saved rule=%s name=%r paused=%s", rule.id, rule.name, rule.paused)
         return rule

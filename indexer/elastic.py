@@ -50,18 +50,17 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from indexer import query as q
 from indexer.store import (
-    aggregations,
-    COLLAPSE_FETCH_FACTOR,
-    MAX_WINDOW,
     SNIPPET_CHARS,
     Rejection,
     SearchRequest,
     SearchResult,
     StoreError,
     StoreUnavailable,
-    collapse,
+    aggregation_groups,
+    aggregations,
     effective_published,
     hit_from_article,
+    paged,
     place_keys,
     plain_snippet,
     to_iso,
@@ -73,6 +72,7 @@ from newswire.settings import SearchSettings
 log = logging.getLogger(__name__)
 
 FACET_FETCH = 200
+STORE_KIND = "elastic"  # cursors name the store kind that made them
 _KEYWORD = {"type": "keyword"}
 
 
@@ -317,38 +317,38 @@ class ElasticStore:
     def search(self, req: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         parsed = q.parse(req.query)
-        filters: list[dict[str, Any]] = [
-            {"terms": {name: list(values)}} for name, values in req.filters().items()]
+        by_date = req.sort == "date"
+        sort: list[Any] = ([{"published": "desc"}, {"id": "asc"}] if by_date
+                           else ["_score", {"published": "desc"}, {"id": "asc"}])
+        after = req.after()
+        if after is not None:
+            after.check(STORE_KIND, len(sort))
+        facet_filters = {name: {"terms": {name: list(values)}}
+                         for name, values in req.filters().items()}
+        dates: list[dict[str, Any]] = []
         if req.since is not None or req.until is not None:
             bounds: dict[str, str] = {}
             if req.since is not None:
                 bounds["gte"] = to_iso(req.since) or ""
             if req.until is not None:
                 bounds["lt"] = to_iso(req.until) or ""
-            filters.append({"range": {"published": bounds}})
-        query: dict[str, Any] = {"bool": {"must": [q.to_elasticsearch(parsed)],
-                                          "filter": filters}}
-        if req.collapse_stories:
-            size = min(MAX_WINDOW, (req.offset + req.size) * COLLAPSE_FETCH_FACTOR)
-            offset = 0
-        else:
-            size, offset = req.size, req.offset
-        by_date = req.sort == "date"
-        sort: list[Any] = ([{"published": "desc"}, {"id": "asc"}] if by_date
-                           else ["_score", {"published": "desc"}, {"id": "asc"}])
-        aggs: dict[str, Any] = {
-            f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}
-            for f in req.facets
-        }
-        if req.histogram:
-            interval = {"hour": "1h", "day": "1d", "week": "7d"}[req.histogram]
-            aggs["__histogram"] = {"date_histogram": {"field": "published",
-                                                      "fixed_interval": interval,
-                                                      "min_doc_count": 1}}
-        if req.places:
-            aggs["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
-        body: dict[str, Any] = {"query": query, "size": size, "from": offset, "sort": sort,
+            dates.append({"range": {"published": bounds}})
+        text = q.to_elasticsearch(parsed)
+        # Facet filters go to post_filter, so each facet's aggregation can leave its own out.
+        query: dict[str, Any] = {"bool": {"must": [text], "filter": dates}}
+        size, offset = req.fetch_window()
+        aggs = {f"__g{i}": {"filter": {"bool": {"filter": [
+                    f for name, f in facet_filters.items() if name not in leave_out]}},
+                            "aggs": group}
+                for i, (leave_out, group) in enumerate(aggregation_groups(req, FACET_FETCH))}
+        body: dict[str, Any] = {"query": query, "size": size, "sort": sort,
                                 "track_total_hits": True}
+        if after is not None:
+            body["search_after"] = list(after.key)
+        else:
+            body["from"] = offset
+        if facet_filters:
+            body["post_filter"] = {"bool": {"filter": list(facet_filters.values())}}
         if aggs:
             body["aggs"] = aggs
         positive = q.positive_text(parsed)
@@ -358,40 +358,49 @@ class ElasticStore:
                 "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html",
                 "highlight_query": q.to_elasticsearch(positive),
             }
-        try:
-            found = self.client.search(index=self.alias, **body)
-        except NotFoundError:
+        found = self._call(lambda: self.client.search(index=self.alias, **body), "search")
+        if found is None:
             return SearchResult(0, [], {f: [] for f in req.facets}, [], req.page, req.size)
-        except (ApiError, TransportError) as exc:
-            if _unavailable(exc):
-                raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
-            raise StoreError(f"elasticsearch search failed: {exc}") from exc
 
         total = int(found["hits"]["total"]["value"])
-        hits = []
+        hits, keys = [], []
         for h in found["hits"]["hits"]:
             article = self._stored(h["_source"])
             hit = hit_from_article(article, None if by_date else h.get("_score"))
             fragments = (h.get("highlight") or {}).get("text") or []
             hit["snippet"] = fragments[0] if fragments else plain_snippet(article["text"])
             hits.append(hit)
-        if req.collapse_stories:
-            heads = collapse(hits, {}, req.offset, req.size)
-            stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
-            hits = collapse(hits, self._story_counts(query, stories), req.offset, req.size)
-
-        result_aggs = found.get("aggregations") or {}
+            keys.append(tuple(h.get("sort") or ()))
+        everything = {"bool": {"must": [text],
+                               "filter": dates + list(facet_filters.values())}}
+        hits, next_cursor = paged(req, total, hits, keys,
+                                  lambda stories: self._story_counts(everything, stories),
+                                  STORE_KIND)
+        result_aggs: dict[str, Any] = {}
+        for group in (found.get("aggregations") or {}).values():
+            result_aggs.update({k: v for k, v in group.items() if isinstance(v, dict)})
         facets, histogram, places = aggregations(result_aggs, req)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
-                            places)
+                            places, next_cursor)
+
+    def _call(self, request: Callable[[], Any], what: str) -> Any:
+        """One read request; None when the alias does not exist yet (nothing indexed)."""
+        try:
+            return request()
+        except NotFoundError:
+            return None
+        except (ApiError, TransportError) as exc:
+            if _unavailable(exc):
+                raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
+            raise StoreError(f"elasticsearch {what} failed: {exc}") from exc
 
     def _story_counts(self, query: dict[str, Any], stories: list[str]) -> dict[str, int]:
         if not stories:
             return {}
         restricted = {"bool": {"must": [query], "filter": [{"terms": {"story_id": stories}}]}}
-        found = self.client.search(
+        found = self._call(lambda: self.client.search(
             index=self.alias, query=restricted, size=0,
-            aggs={"s": {"terms": {"field": "story_id", "size": len(stories)}}})
+            aggs={"s": {"terms": {"field": "story_id", "size": len(stories)}}}), "search") or {}
         buckets = (found.get("aggregations") or {}).get("s", {}).get("buckets", [])
         return {b["key"]: int(b["doc_count"]) for b in buckets}

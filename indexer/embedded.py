@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,19 @@ import tantivy
 
 from indexer import query as q
 from indexer.store import (
-    aggregations,
-    COLLAPSE_FETCH_FACTOR,
-    MAX_WINDOW,
     SNIPPET_CHARS,
+    Cursor,
     Rejection,
     SearchRequest,
     SearchResult,
     StoreError,
+    aggregation_groups,
+    aggregations,
     char_ranges,
-    collapse,
     effective_published,
     hit_from_article,
     mark_ranges,
+    paged,
     place_keys,
     plain_snippet,
     validate,
@@ -54,6 +55,18 @@ from newswire.records import Article
 log = logging.getLogger(__name__)
 
 FACET_FETCH = 200  # terms fetched per facet before the stable sort + cut
+MAX_TIE_IDS = 65_000  # tantivy's bucket limit: articles sharing one timestamp, read by id
+STORE_KIND = "embedded"  # cursors name the store kind that made them
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_ns(value: int) -> datetime:
+    """A date fast-field value (ns since the epoch) as the datetime tantivy queries take."""
+    return _EPOCH + timedelta(microseconds=value // 1000)
+
+
+def _address_key(address: tantivy.DocAddress) -> tuple[int, int]:
+    return address.segment_ord, address.doc
 
 
 def build_schema() -> tantivy.Schema:
@@ -227,20 +240,30 @@ class EmbeddedStore:
         article["text"] = doc.get_first("text") or ""
         return article
 
-    def _filtered(self, parsed: q.Query, req: SearchRequest) -> tantivy.Query:
+    def _filtered(self, parsed: q.Query, req: SearchRequest,
+                  leave_out: frozenset[str] = frozenset()) -> tantivy.Query:
         Q, Occur = tantivy.Query, tantivy.Occur
         clauses = [(Occur.Must, q.to_tantivy(parsed, self.schema))]
         for name, values in req.filters().items():
-            clauses.append((Occur.Must, Q.term_set_query(self.schema, name, list(values))))
+            if name not in leave_out:
+                clauses.append((Occur.Must, Q.term_set_query(self.schema, name, list(values))))
         if req.since is not None or req.until is not None:
-            clauses.append((Occur.Must, Q.range_query(
-                self.schema, "published", tantivy.FieldType.Date,
+            clauses.append((Occur.Must, self._published_range(
                 req.since or tantivy.MIN_DATETIME, req.until or tantivy.MAX_DATETIME,
-                include_lower=True, include_upper=req.until is None)))
+                include_upper=req.until is None)))
         return clauses[0][1] if len(clauses) == 1 else Q.boolean_query(clauses)
+
+    def _published_range(self, lower: datetime, upper: datetime, *,
+                         include_upper: bool) -> tantivy.Query:
+        return tantivy.Query.range_query(self.schema, "published", tantivy.FieldType.Date,
+                                         lower, upper, include_lower=True,
+                                         include_upper=include_upper)
 
     def search(self, req: SearchRequest) -> SearchResult:
         parsed = q.parse(req.query)  # QuerySyntaxError goes to the caller
+        after = req.after()
+        if after is not None:
+            after.check(STORE_KIND, 2)
         with self._reading():
             return self._search(parsed, req)
 
@@ -250,52 +273,121 @@ class EmbeddedStore:
         if searcher is None:
             return SearchResult(0, [], {f: [] for f in req.facets}, [], req.page, req.size)
         query = self._filtered(parsed, req)
-
-        if req.collapse_stories:
-            limit = min(MAX_WINDOW, (req.offset + req.size) * COLLAPSE_FETCH_FACTOR)
-            offset = 0
-        else:
-            limit, offset = req.size, req.offset
         by_date = req.sort == "date"
-        found = searcher.search(
-            query, max(limit, 1) if limit else 1, count=True, offset=offset,
-            order_by_field="published" if by_date else None, order=tantivy.Order.Desc)
-        total = int(getattr(found, "count", 0) or 0)
-        hits_raw = found.hits if limit else []
+        limit, _ = req.fetch_window()
+        entries, total = self._ordered(searcher, query, req, limit)
 
-        hits = []
+        fetched = []
         docs: dict[str, tuple[tantivy.Document, str]] = {}
-        for score, address in hits_raw:
+        for value, address in entries:
             doc = searcher.doc(address)
             article = self._stored(doc)
-            hit = hit_from_article(article, None if by_date else score)
+            hit = hit_from_article(article, None if by_date else value)
             docs[hit["id"]] = (doc, article["text"])
-            hits.append(hit)
-        if req.collapse_stories:
-            heads = collapse(hits, {}, req.offset, req.size)
-            stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
-            hits = collapse(hits, self._story_counts(searcher, query, stories), req.offset,
-                            req.size)
+            fetched.append(((value, hit["id"]), hit))
+        if by_date:  # newest first, ties by id (as Elasticsearch sorts, and as cursors resume)
+            fetched.sort(key=lambda kh: (-kh[0][0], kh[0][1]))
+        hits, next_cursor = paged(
+            req, total, [h for _, h in fetched], [k for k, _ in fetched],
+            lambda stories: self._story_counts(searcher, query, stories), STORE_KIND)
         snippets = self._snippet_generator(searcher, parsed) if hits else None
         for hit in hits:  # only for the hits shown (collapsing fetches more)
             doc, text = docs[hit["id"]]
             hit["snippet"] = self._snippet(snippets, doc, text)
 
-        aggs: dict[str, Any] = {
-            f: {"terms": {"field": f, "size": max(FACET_FETCH, req.facet_size)}}
-            for f in req.facets
-        }
-        if req.histogram:
-            interval = {"hour": "1h", "day": "1d", "week": "7d"}[req.histogram]
-            aggs["__histogram"] = {"date_histogram": {"field": "published",
-                                                      "fixed_interval": interval}}
-        if req.places:
-            aggs["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
-        result_aggs = searcher.aggregate(query, aggs) if aggs and total else {}
+        result_aggs: dict[str, Any] = {}
+        for leave_out, aggs in aggregation_groups(req, FACET_FETCH):
+            if leave_out:  # a facet's counts without its own filter (multi-select)
+                result_aggs.update(searcher.aggregate(
+                    self._filtered(parsed, req, leave_out), aggs))
+            elif total:
+                result_aggs.update(searcher.aggregate(query, aggs))
         facets, histogram, places = aggregations(result_aggs, req)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(total, hits, facets, histogram, req.page, req.size, round(took, 2),
-                            places)
+                            places, next_cursor)
+
+    # -- ordering and cursors: entries are (sort value, address) in the order shown
+
+    def _ordered(self, searcher: tantivy.Searcher, query: tantivy.Query, req: SearchRequest,
+                 limit: int) -> tuple[list[tuple[Any, tantivy.DocAddress]], int]:
+        after = req.after()
+        if req.sort == "date" and (after is not None or req.offset == 0):
+            return self._by_date_after(searcher, query, after, limit)
+        if after is not None:
+            return self._by_score_after(searcher, query, after, limit)
+        _, offset = req.fetch_window()
+        found = searcher.search(
+            query, max(limit, 1), count=True, offset=offset,
+            order_by_field="published" if req.sort == "date" else None,
+            order=tantivy.Order.Desc)
+        return (list(found.hits) if limit else []), int(found.count or 0)
+
+    def _by_date_after(self, searcher: tantivy.Searcher, query: tantivy.Query,
+                       after: Cursor | None, n: int,
+                       ) -> tuple[list[tuple[Any, tantivy.DocAddress]], int]:
+        """Keyset paging on (published desc, id asc): exact however deep, and new articles
+        arriving at the top do not shift the pages after the cursor."""
+        Q, Occur = tantivy.Query, tantivy.Occur
+        total = int(searcher.search(query, 1, count=True).count or 0)
+        entries: list[tuple[Any, tantivy.DocAddress]] = []
+        rest = query
+        if after is not None:
+            moment, last_id = int(after.key[0]), str(after.key[1])
+            later = [i for i in self._ids_at(searcher, query, moment) if i > last_id][:n]
+            entries += self._addresses(searcher, later, moment)
+            rest = Q.boolean_query([(Occur.Must, query), (Occur.Must, self._published_range(
+                tantivy.MIN_DATETIME, _from_ns(moment), include_upper=False))])
+        want = n - len(entries)
+        if want > 0:
+            found = list(searcher.search(rest, want, order_by_field="published",
+                                         order=tantivy.Order.Desc).hits)
+            if len(found) == want:  # the oldest timestamp may hold more than fit: take by id
+                oldest = found[-1][0]
+                found = [(v, a) for v, a in found if v > oldest]
+                ids = self._ids_at(searcher, rest, oldest)[: want - len(found)]
+                found += self._addresses(searcher, ids, oldest)
+            entries += found
+        return entries, total
+
+    def _ids_at(self, searcher: tantivy.Searcher, query: tantivy.Query, moment: int,
+                ) -> list[str]:
+        """Ids (ascending) of the matches published at exactly ``moment`` (ns)."""
+        Q, Occur = tantivy.Query, tantivy.Occur
+        at = _from_ns(moment)
+        same = Q.boolean_query([(Occur.Must, query), (Occur.Must, self._published_range(
+            at, at, include_upper=True))])
+        count = int(searcher.search(same, 1, count=True).count or 0)
+        if not count:
+            return []
+        agg = searcher.aggregate(same, {"ids": {"terms": {
+            "field": "id", "size": min(count, MAX_TIE_IDS), "order": {"_key": "asc"}}}})
+        return [str(b["key"]) for b in agg.get("ids", {}).get("buckets", [])]
+
+    def _addresses(self, searcher: tantivy.Searcher, ids: list[str], value: int,
+                   ) -> list[tuple[Any, tantivy.DocAddress]]:
+        if not ids:
+            return []
+        found = searcher.search(tantivy.Query.term_set_query(self.schema, "id", ids), len(ids))
+        return [(value, address) for _, address in found.hits]
+
+    def _by_score_after(self, searcher: tantivy.Searcher, query: tantivy.Query, after: Cursor,
+                        n: int) -> tuple[list[tuple[Any, tantivy.DocAddress]], int]:
+        """Relevance has no keyset in tantivy (no filter on a score): take the top hits down
+        to the cursor and continue right after the cursor's own hit, found again by id, so
+        articles added above it since do not repeat. Deep pages cost a longer top-k, no cap."""
+        score, last_id = float(after.key[0]), str(after.key[1])
+        found = searcher.search(query, after.seen + 2 * n + 1, count=True)
+        hits = list(found.hits)
+        mine = searcher.search(tantivy.Query.term_query(self.schema, "id", last_id), 1).hits
+        start = None
+        if mine:
+            where = _address_key(mine[0][1])
+            start = next((i + 1 for i, (_, a) in enumerate(hits) if _address_key(a) == where),
+                         None)
+        if start is None:  # gone or moved far: continue below its score
+            start = next((i for i, (s, _) in enumerate(hits) if s < score), len(hits))
+        return hits[start: start + n], int(found.count or 0)
 
     def _story_counts(self, searcher: tantivy.Searcher, query: tantivy.Query,
                       stories: list[str]) -> dict[str, int]:

@@ -27,9 +27,13 @@ articles, ``[{name, country, lat, lon, count}]`` by count, ``SearchRequest.place
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import html
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -69,6 +73,48 @@ class Rejection:
     reason: str
 
 
+class BadCursor(ValueError):
+    """A paging cursor that is damaged, from another store, or continues another search."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: the sort key of the last hit shown (``search_after``).
+
+    ``key`` is store-specific (Elasticsearch: the hit's ``sort`` values; embedded: its own),
+    ``seen`` counts the hits before this point, ``search`` is ``SearchRequest.fingerprint``.
+    Opaque to clients: base64url JSON.
+    """
+
+    store: str
+    sort: str
+    key: tuple[Any, ...]
+    seen: int
+    search: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"v": 1, "b": self.store, "s": self.sort, "k": list(self.key),
+                          "n": self.seen, "f": self.search}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            cursor = cls(str(raw["b"]), str(raw["s"]), tuple(raw["k"]), int(raw["n"]),
+                         str(raw["f"]))
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+            raise BadCursor(f"not a search cursor: {type(exc).__name__}") from None
+        if raw.get("v") != 1 or cursor.seen < 0 or len(cursor.key) > 4:
+            raise BadCursor("not a search cursor: unknown version or shape")
+        return cursor
+
+    def check(self, store: str, size: int) -> None:
+        """A cursor works on the store kind that made it; its key has that store's shape."""
+        if self.store != store or len(self.key) != size:
+            raise BadCursor(f"this cursor was made by another search store ({self.store!r})")
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     """One search. Filters within a field are ORed, across fields ANDed; all AND the query.
@@ -93,10 +139,15 @@ class SearchRequest:
     histogram: Literal["hour", "day", "week"] | None = "day"
     collapse_stories: bool = False
     places: int = 50  # top places (for the map) over ALL matches; 0 = none
+    cursor: str | None = None  # SearchResult.next_cursor of the previous page (deep paging)
 
     def __post_init__(self) -> None:
         if self.page < 1:
             raise ValueError("page must be >= 1")
+        if self.cursor is not None:
+            if self.page != 1:
+                raise ValueError("a cursor replaces page: give one or the other")
+            self.after()  # a cursor of another search is refused now, not half-way
         if not 0 <= self.places <= 1000:
             raise ValueError("places must be between 0 and 1000")
         if not 0 <= self.size <= 500:
@@ -118,6 +169,30 @@ class SearchRequest:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.size
+
+    def fingerprint(self) -> str:
+        """What a cursor is bound to: the search, not the page size or the facets shown."""
+        what = [self.query.strip(), sorted(self.filters().items()), to_iso(self.since),
+                to_iso(self.until), self.sort, self.collapse_stories]
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
+
+    def after(self) -> Cursor | None:
+        """The decoded cursor (None on a first page); ``BadCursor`` if it is not one of ours
+        or continues another search."""
+        if self.cursor is None:
+            return None
+        cursor = Cursor.decode(self.cursor)
+        if cursor.search != self.fingerprint() or cursor.sort != self.sort:
+            raise BadCursor("this cursor continues another search (query, filters, dates or "
+                            "sort changed): start again without it")
+        return cursor
+
+    def fetch_window(self) -> tuple[int, int]:
+        """(how many hits, from which offset) a store fetches: collapsing fetches more, from
+        the start, to fill the page with whole stories."""
+        if self.collapse_stories:
+            return min(MAX_WINDOW, (self.offset + self.size) * COLLAPSE_FETCH_FACTOR), 0
+        return self.size, self.offset
 
     def filters(self) -> dict[str, tuple[str, ...]]:
         """Filters by index field name, values normalised like the indexed ones."""
@@ -143,6 +218,7 @@ class SearchResult:
     size: int = 20
     took_ms: float = 0.0
     places: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None  # for SearchRequest.cursor; None when nothing follows
 
     def to_json(self) -> dict[str, Any]:
         """The ``newswire search --json`` / API shape."""
@@ -295,6 +371,77 @@ def collapse(hits: list[dict[str, Any]], story_counts: Mapping[str, int], offset
         total = story_counts.get(story, 1 + len(head["duplicates"])) if story else 1
         head["more_outlets"] = max(total - 1, len(head["duplicates"]))
     return order[offset: offset + size]
+
+
+def collapse_cut(hits: Sequence[Mapping[str, Any]], groups: int) -> int:
+    """How many hits (in order) the first ``groups`` stories take: where the next page of a
+    collapsed cursor search starts (the hit that opens story ``groups + 1``)."""
+    seen: set[str] = set()
+    for i, hit in enumerate(hits):
+        key = hit.get("story_id") or f"id:{hit['id']}"
+        if key not in seen:
+            if len(seen) == groups:
+                return i
+            seen.add(key)
+    return len(hits)
+
+
+def paged(req: SearchRequest, total: int, hits: list[dict[str, Any]],
+          keys: Sequence[tuple[Any, ...]], story_counts: Callable[[list[str]], Mapping[str, int]],
+          store: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The page shown and its ``next_cursor``, from the hits a store fetched in sort order
+    (``req.fetch_window()`` of them) and their sort keys.
+
+    Collapsing groups copies under the best hit of their story; with a cursor it groups the
+    hits after the cursor (a story that continues past the page can show up again later,
+    as with Elasticsearch's own collapse).
+    """
+    _, start = req.fetch_window()
+    after = req.after()
+    if after is not None:
+        start = after.seen
+    if req.collapse_stories:
+        offset = 0 if after is not None else req.offset
+        heads = collapse(hits, {}, offset, req.size)
+        stories = sorted({h["story_id"] for h in heads if h.get("story_id")})
+        page = collapse(hits, story_counts(stories), offset, req.size)
+        used = collapse_cut(hits, offset + req.size)
+    else:
+        page, used = hits[: req.size], min(len(hits), req.size)
+    if not page or not used or start + used >= total:
+        return page, None
+    cursor = Cursor(store, req.sort, tuple(keys[used - 1]), start + used, req.fingerprint())
+    return page, cursor.encode()
+
+
+HISTOGRAM_INTERVALS = {"hour": "1h", "day": "1d", "week": "7d"}
+
+
+def aggregation_groups(req: SearchRequest, fetch: int,
+                       ) -> list[tuple[frozenset[str], dict[str, Any]]]:
+    """The aggregations of a search (Elasticsearch JSON, which tantivy speaks too), grouped by
+    the facet filters each must leave out.
+
+    Facets are multi-select (as in Kibana): a facet's counts are computed with every filter
+    but its own, so a user who picked country=SY still sees the other countries' counts to
+    widen the choice. The histogram, the places and facets without a filter of their own see
+    all filters (group ``frozenset()``); each filtered facet gets its own group.
+    """
+    filtered = req.filters()
+
+    def terms(name: str) -> dict[str, Any]:
+        return {"terms": {"field": name, "size": max(fetch, req.facet_size)}}
+
+    main: dict[str, Any] = {f: terms(f) for f in req.facets if f not in filtered}
+    if req.histogram:
+        main["__histogram"] = {"date_histogram": {
+            "field": "published", "fixed_interval": HISTOGRAM_INTERVALS[req.histogram],
+            "min_doc_count": 1}}
+    if req.places:
+        main["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
+    groups = [(frozenset(), main)] if main else []
+    groups += [(frozenset({f}), {f: terms(f)}) for f in req.facets if f in filtered]
+    return groups
 
 
 def histogram_buckets(counts: Mapping[datetime, int], interval: str, since: datetime | None,

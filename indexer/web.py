@@ -120,6 +120,8 @@ class SearchResponse(BaseModel):
     page: int
     size: int
     took_ms: float
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the next page (any depth); null at the end")
 
 
 class Problem(BaseModel):
@@ -381,9 +383,13 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
         ] = "auto",
         collapse: Annotated[bool, Query(description="fold near-duplicates under their story")]
         = True,
+        cursor: Annotated[str | None, Query(
+            max_length=2000, description="`next_cursor` of the previous page: deep paging "
+            "(search_after) past the page window; same q, filters, dates and sort; no `page`")]
+        = None,
     ) -> JSONResponse:
         from indexer.query import QuerySyntaxError
-        from indexer.store import SearchRequest
+        from indexer.store import BadCursor, SearchRequest
 
         lower, upper = parse_bound(since, end=False), parse_bound(until, end=True)
         try:
@@ -401,6 +407,7 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
                 sort=sort,
                 histogram=histogram_interval(interval, lower, upper),
                 collapse_stories=collapse,
+                cursor=cursor or None,
             )
         except ValueError as exc:
             metrics.search_errors.labels("bad_request").inc()
@@ -410,6 +417,9 @@ def create_app(settings: Settings, store: Any | None = None) -> FastAPI:
         except QuerySyntaxError as exc:
             metrics.search_errors.labels("query_syntax").inc()
             return JSONResponse({"detail": f"query syntax error: {exc}"}, 400)
+        except BadCursor as exc:  # e.g. made by the other store kind before a switch
+            metrics.search_errors.labels("bad_request").inc()
+            return JSONResponse({"detail": str(exc)}, 400)
         return JSONResponse(_jsonable(result))
 
     @app.get("/api/labels", tags=["search"],

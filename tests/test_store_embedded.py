@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from indexer.embedded import EmbeddedStore
 from indexer.query import QuerySyntaxError, analyze
-from indexer.store import SearchRequest, SearchStore, StoreError, open_store
+from indexer.store import (
+    BadCursor,
+    Cursor,
+    SearchRequest,
+    SearchStore,
+    StoreError,
+    open_store,
+)
 from newswire.records import Article, ConflictTag, EventTypeTag, Location
 from newswire.settings import load_settings
 
@@ -219,7 +226,7 @@ _WORDS = ["café", "frappe", "aérienne", "élèves", "Alep", "حلب", "غار�
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=40), st.data())
 def test_snippet_marks_exactly_the_query_terms_in_non_ascii_text(
@@ -237,3 +244,94 @@ def test_snippet_marks_exactly_the_query_terms_in_non_ascii_text(
     assert all(analyze(m) == analyze(term) for m in marked), (snippet, term)
     # nothing lost or shifted: without the tags the snippet is the (escaped) text itself
     assert html.unescape(_MARK.sub(r"\1", snippet)) in text
+
+
+# ---- multi-select facets: a facet's counts leave out its own filter
+
+
+def test_facets_leave_out_their_own_filter(store: EmbeddedStore) -> None:
+    store.upsert([art(1, countries=("SY",), language="en"), art(2, countries=("SY",), language="fr"),
+                  art(3, countries=("TR",), language="en"), art(4, countries=("IQ",), language="en"),
+                  art(5, countries=("IQ",), language="ar")])
+    result = store.search(SearchRequest(countries=("SY",), languages=("en",)))
+    assert [h["id"] for h in result.hits] == ["id1"] and result.total == 1
+    # countries: every filter but countries (language=en) -> the others stay selectable
+    assert result.facets["countries"] == [{"value": "IQ", "count": 1}, {"value": "SY", "count": 1},
+                                          {"value": "TR", "count": 1}]
+    # language: every filter but language (countries=SY)
+    assert result.facets["language"] == [{"value": "en", "count": 1}, {"value": "fr", "count": 1}]
+    # a facet with no filter of its own, the histogram and the map see all filters
+    assert result.facets["source"] == [{"value": "news1.example", "count": 1}]
+    assert sum(b["count"] for b in result.histogram) == 1
+    assert result.places[0]["count"] == 1
+    # a selection that matches nothing still offers the values that would widen it
+    none = store.search(SearchRequest(countries=("SY",), languages=("ar",)))
+    assert none.total == 0 and {"value": "IQ", "count": 1} in none.facets["countries"]
+
+
+# ---- cursor paging (search_after)
+
+
+def _all_pages(store: EmbeddedStore, **kw: object) -> list[str]:
+    ids, cursor, first = [], None, True
+    while first or cursor:
+        result = store.search(SearchRequest(cursor=cursor, **kw))  # type: ignore[arg-type]
+        ids += [h["id"] for h in result.hits]
+        cursor, first = result.next_cursor, False
+        assert len(ids) <= result.total
+    return ids
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=30), st.integers(1, 7))
+def test_date_cursor_pages_give_every_hit_once_in_order(store: EmbeddedStore,
+                                                        days: list[int], size: int) -> None:
+    # Few distinct timestamps: pages end inside groups of equal dates (ties by id).
+    store.upsert([art(i, published=datetime(2026, 3, 1 + d, tzinfo=UTC))
+                  for i, d in enumerate(days)])
+    try:
+        expected = sorted(range(len(days)), key=lambda i: (-days[i], f"id{i}"))
+        assert _all_pages(store, sort="date", size=size) == [f"id{i}" for i in expected]
+    finally:
+        for i in range(len(days)):
+            store._get_writer().delete_documents_by_term("id", f"id{i}")
+        store._get_writer().commit()
+
+
+def test_relevance_cursor_pages_match_offset_pages(store: EmbeddedStore) -> None:
+    store.upsert([art(i, title=" ".join(["Aleppo"] * (1 + i % 5)) + f" story {i}")
+                  for i in range(23)])
+    by_offset = [h["id"] for p in range(1, 5)
+                 for h in store.search(SearchRequest(query="aleppo", size=6, page=p)).hits]
+    assert len(by_offset) == 23
+    assert _all_pages(store, query="aleppo", size=6) == by_offset
+
+
+def test_new_articles_do_not_shift_the_next_page(store: EmbeddedStore) -> None:
+    store.upsert([art(i) for i in range(1, 9)])
+    for sort in ("date", "relevance"):
+        first = store.search(SearchRequest(query="aleppo", sort=sort, size=4))  # type: ignore[arg-type]
+        store.upsert([art(20 + len(sort), published=datetime(2026, 4, 1, tzinfo=UTC))])
+        second = store.search(SearchRequest(query="aleppo", sort=sort, size=4,  # type: ignore[arg-type]
+                                            cursor=first.next_cursor))
+        shown = [h["id"] for h in first.hits + second.hits]
+        assert len(set(shown)) == 8, (sort, shown)
+
+
+def test_cursor_of_another_search_or_store_is_refused(store: EmbeddedStore) -> None:
+    store.upsert([art(i) for i in range(1, 6)])
+    cursor = store.search(SearchRequest(query="aleppo", size=2)).next_cursor
+    assert cursor
+    for bad in ({"query": "market", "cursor": cursor}, {"query": "aleppo", "cursor": cursor,
+                                                         "countries": ("SY",)},
+                {"query": "aleppo", "cursor": cursor, "page": 2},
+                {"query": "aleppo", "cursor": "bm90IGEgY3Vyc29y"}):
+        with pytest.raises(ValueError):
+            store.search(SearchRequest(**bad))  # type: ignore[arg-type]
+    foreign = Cursor.decode(cursor)
+    elastic_made = Cursor("elastic", foreign.sort, (1.0, 5, "x"), 2, foreign.search).encode()
+    with pytest.raises(BadCursor):
+        store.search(SearchRequest(query="aleppo", cursor=elastic_made))
+    last = store.search(SearchRequest(query="aleppo", size=5))
+    assert len(last.hits) == 5 and last.next_cursor is None  # nothing follows

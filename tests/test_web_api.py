@@ -134,6 +134,38 @@ def test_paging(client: httpx.Client) -> None:
     assert not {h["id"] for h in first} & {h["id"] for h in second}
 
 
+@pytest.mark.parametrize("collapse", ["false", "true"])
+def test_cursor_pages_reach_every_article_once(client: httpx.Client, collapse: str) -> None:
+    params = {"sort": "date", "collapse": collapse, "size": 2}
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        body = client.get("/api/search", params={**params, **({"cursor": cursor} if cursor
+                                                               else {})}).json()
+        SearchResponse.model_validate(body)
+        for hit in body["hits"]:
+            seen += [hit["id"]] + [d["id"] for d in hit.get("duplicates") or ()]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(a.id for a in corpus())  # all once, copies folded or not
+
+
+@pytest.mark.parametrize("change", [{"q": "drones"}, {"country": "UA"}, {"sort": "relevance"},
+                                    {"page": "2"}])
+def test_a_cursor_continues_only_its_own_search(client: httpx.Client,
+                                                change: dict[str, str]) -> None:
+    params = {"sort": "date", "size": 2}
+    cursor = client.get("/api/search", params=params).json()["next_cursor"]
+    assert cursor
+    assert client.get("/api/search", params={**params, "cursor": cursor}).status_code == 200
+    r = client.get("/api/search", params={**params, **change, "cursor": cursor})
+    assert r.status_code == 400, r.text
+    assert "cursor" in r.json()["detail"]
+    junk = client.get("/api/search", params={**params, "cursor": "eyJ2IjoxfQ"})
+    assert junk.status_code == 400 and "not a search cursor" in junk.json()["detail"]
+
+
 @pytest.mark.parametrize("q", ["title:(kharkiv", "kharkiv AND", "drone~2"])
 def test_query_syntax_error_is_a_clear_400(client: httpx.Client, q: str) -> None:
     r = client.get("/api/search", params={"q": q})
@@ -207,7 +239,7 @@ def test_openapi_lists_the_routes_and_parameters(client: httpx.Client) -> None:
         doc["paths"])
     names = {p["name"] for p in doc["paths"]["/api/search"]["get"]["parameters"]}
     assert names >= {"q", "conflict", "event_type", "country", "source", "language", "since",
-                     "until", "page", "size", "sort"}
+                     "until", "page", "size", "sort", "cursor"}
     ok = doc["paths"]["/api/search"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"]["$ref"].endswith("/SearchResponse")
     hit_fields = set(doc["components"]["schemas"]["Hit"]["properties"])

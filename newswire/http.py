@@ -10,8 +10,9 @@ Everything a feed names is untrusted, so every fetch here:
   (we decode gzip/deflate/br ourselves with an output limit, so a bomb stops at the cap);
 - is polite: one identifying User-Agent, at most ``per_host_concurrency`` requests in flight
   per host and at least ``per_host_min_gap`` seconds between request starts to one host,
-  shared by every request of one :class:`Fetcher`; robots.txt on request (fetched once per host,
-  cached);
+  shared by every request of one :class:`Fetcher` and, given the data dir, by every process
+  of this node (poller and workers: :mod:`newswire.hostlimit`); robots.txt on request (fetched
+  once per host, cached; a Crawl-delay widens the host's gap node-wide);
 - never raises on network or server misbehaviour: the outcome is a :class:`FetchResult` whose
   ``reason`` is a short stable code (``None`` = ok; a 304 is ok too).
 """
@@ -19,6 +20,7 @@ Everything a feed names is untrusted, so every fetch here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import http.cookiejar
 import ipaddress
@@ -26,9 +28,10 @@ import logging
 import socket
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -36,6 +39,7 @@ from urllib.robotparser import RobotFileParser
 import httpcore
 import httpx
 
+from newswire.hostlimit import HostLimiter, lease_ttl, limits_path
 from newswire.settings import FetchSettings
 
 try:  # optional: without it we simply do not advertise "br"
@@ -351,37 +355,45 @@ def robots_agent(user_agent: str) -> str:
 
 
 class _HostGate:
-    """Politeness towards one host: bounded concurrency and a minimum gap between starts."""
+    """Politeness towards one host: bounded concurrency and a minimum gap between starts.
 
-    def __init__(self, concurrency: int, gap: float) -> None:
+    In-process limits always apply; with a shared :class:`HostLimiter` the same limits are
+    also taken from the node-wide file, so the poller and every worker share one budget.
+    Waiters of one process queue on ``lock``, so only one of them at a time asks the file.
+    """
+
+    def __init__(self, host: str, concurrency: int, gap: float,
+                 shared: HostLimiter | None = None) -> None:
+        self.host = host
+        self.concurrency = concurrency
         self.semaphore = asyncio.Semaphore(concurrency)
         self.lock = asyncio.Lock()
         self.gap = gap
         self.next_start = 0.0
         self.users = 0
+        self.shared = shared
 
-    async def __aenter__(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
         self.users += 1
         try:
-            await self.semaphore.acquire()
-        except BaseException:
-            self.users -= 1
-            raise
-        try:
-            if self.gap > 0:
+            async with self.semaphore:
+                lease = None
                 async with self.lock:
-                    wait = self.next_start - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    self.next_start = time.monotonic() + self.gap
-        except BaseException:
-            self.semaphore.release()
+                    if self.shared is not None:
+                        lease = await self.shared.acquire(self.host, self.concurrency, self.gap)
+                    if lease is None and self.gap > 0:  # no shared file (or it failed): pace here
+                        wait = self.next_start - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                        self.next_start = time.monotonic() + self.gap
+                try:
+                    yield
+                finally:
+                    if lease is not None and self.shared is not None:
+                        await self.shared.arelease(lease)
+        finally:
             self.users -= 1
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.semaphore.release()
-        self.users -= 1
 
 
 @dataclass
@@ -404,10 +416,16 @@ class Fetcher:
     """The shared safe fetcher. One per process (or per service); use as an async context."""
 
     def __init__(self, settings: FetchSettings, *, max_connections: int = 200,
-                 allowed_networks: Iterable[str] = ()) -> None:
+                 allowed_networks: Iterable[str] = (), data_dir: Path | None = None) -> None:
         """``allowed_networks`` (e.g. ``["10.1.2.0/24"]``) are exceptions to the address guard
-        for closed networks; ``settings.allow_private_networks`` lifts the guard entirely."""
+        for closed networks; ``settings.allow_private_networks`` lifts the guard entirely.
+        With ``data_dir`` (``Settings.data_dir``) and ``settings.share_host_limits``, per-host
+        limits are shared with every process on this node using the same data dir;
+        without it they hold within this Fetcher only."""
         self.settings = settings
+        self.limiter: HostLimiter | None = None
+        if data_dir is not None and settings.share_host_limits:
+            self.limiter = HostLimiter(limits_path(data_dir), lease_ttl=lease_ttl(settings.timeout))
         self.policy = AddressPolicy(
             settings.allow_private_networks,
             tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),
@@ -436,6 +454,8 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self.limiter is not None:  # its thread may wait on another process's lock
+            await asyncio.to_thread(self.limiter.close)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -491,7 +511,7 @@ class Fetcher:
     async def _post(self, url: str, data: dict[str, str], state: dict[str, Any],
                     started: float) -> FetchResult:
         _scheme, host = self._check_url(url)
-        async with self._gate(host), asyncio.timeout(self.settings.timeout):
+        async with self._gate(host).slot(), asyncio.timeout(self.settings.timeout):
             response = await self._client.send(
                 self._client.build_request("POST", url, data=data), stream=True)
             try:
@@ -544,8 +564,8 @@ class Fetcher:
                 for name in [h for h, g in self._gates.items()
                              if g.users == 0 and g.next_start < now]:
                     del self._gates[name]
-            gate = self._gates[host] = _HostGate(self.settings.per_host_concurrency,
-                                                 self.settings.per_host_min_gap)
+            gate = self._gates[host] = _HostGate(host, self.settings.per_host_concurrency,
+                                                 self.settings.per_host_min_gap, self.limiter)
         return gate
 
     async def _get(self, url: str, trail: list[str], state: dict[str, Any], started: float, *,
@@ -564,7 +584,7 @@ class Fetcher:
             if respect_robots and not await self._robots_allow(current):
                 return self._failed(url, state, trail, started, "robots_disallowed",
                                     f"robots.txt of {host} disallows {current}")
-            async with self._gate(host):
+            async with self._gate(host).slot():
                 hop_started = time.monotonic()
                 async with asyncio.timeout(max(0.001, budget)):
                     response = await self._client.send(
@@ -624,6 +644,9 @@ class Fetcher:
                 self._robots_pending[origin] = pending
                 try:
                     entry = await self._fetch_robots(origin)
+                    if entry.crawl_delay and self.limiter is not None:  # tell the whole node
+                        await self.limiter.awiden_gap((parts.hostname or "").lower(),
+                                                      entry.crawl_delay, ROBOTS_TTL)
                     if len(self._robots) >= ROBOTS_CACHE_SIZE:  # bounded: expired first, then oldest
                         now = time.monotonic()
                         for name in [o for o, r in self._robots.items() if r.expires < now]:

@@ -1,0 +1,278 @@
+"""Per-host politeness shared by every process on one node (poller, processor workers...).
+
+Each process keeps its own in-memory gate per host, but that alone lets the poller and a
+worker each send their full share to the same publisher. So the limits also live in one small
+SQLite file under the data dir (WAL, one ``BEGIN IMMEDIATE`` transaction per step, well under a
+millisecond), holding per host:
+
+- **leases**: one row per request in flight, at most ``concurrency`` per host. A lease expires
+  by itself after ``lease_ttl`` seconds, so a process killed with ``kill -9`` never keeps a slot
+  for long;
+- **next_start**: the earliest time the next request to the host may start (``min_gap``), and a
+  wider gap a host asked for in its robots.txt ``Crawl-delay``, until that answer goes stale.
+
+The limits are per node: processes on other machines (other k8s pods, other compose hosts)
+do not see this file. The file must be on a local disk (SQLite WAL does not work over NFS).
+
+We wrote this instead of using pyrate-limiter: its SQLite bucket limits request *rates*, but has
+no notion of slots held while a request is in flight, nor of leases that expire.
+
+The DB step runs in one thread per limiter, so the event loop never waits on a lock held by
+another process; waiting for a slot or a gap is an ``asyncio.sleep``. If the file cannot be
+used (disk full, read-only...), requests go ahead under the in-process limits only, and the
+failure is counted and logged: politeness degrades, fetching never stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "hostlimits.sqlite"
+POLL_MIN = 0.01  # first re-ask while every slot of a host is taken; doubles up to POLL_MAX
+POLL_MAX = 0.25
+PRUNE_EVERY = 2000  # grants between sweeps of idle hosts and dead leases
+IDLE_HOST_AGE = 3600.0  # a host row idle this long (and with no floor) is dropped
+WARN_EVERY = 60.0
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS host (
+    host TEXT PRIMARY KEY,
+    next_start REAL NOT NULL DEFAULT 0,   -- epoch seconds
+    floor_gap REAL NOT NULL DEFAULT 0,    -- a gap the host asked for (Crawl-delay) ...
+    floor_until REAL NOT NULL DEFAULT 0   -- ... honoured until then
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    expires REAL NOT NULL,
+    holder TEXT NOT NULL                  -- node:pid, for people reading the file
+);
+CREATE INDEX IF NOT EXISTS lease_host ON lease (host, expires);
+"""
+
+
+def lease_ttl(timeout: float) -> float:
+    """How long a lease lives: past the request's own time budget, with room for a busy
+    event loop, so a live request never loses its slot, and a dead one frees it soon."""
+    return timeout * 1.25 + 1.0
+
+
+def limits_path(data_dir: Path) -> Path:
+    """Where the shared limits of every process using ``data_dir`` live."""
+    return Path(data_dir) / FILE_NAME
+
+
+@dataclass(frozen=True)
+class Decision:
+    granted: bool
+    wait: float  # seconds before asking again (0 when granted)
+    next_start: float  # the host's next_start after this decision
+
+
+def decide(now: float, active: int, concurrency: int, next_start: float, gap: float,
+           poll: float = POLL_MIN) -> Decision:
+    """May a request to a host start ``now``? Pure: the whole scheduling rule.
+
+    ``active`` live leases of ``concurrency`` allowed; ``next_start`` as stored; ``gap`` the
+    minimum seconds between starts; ``poll`` how soon to look again when every slot is taken
+    (we cannot know when one frees). A stored ``next_start`` more than one gap ahead can only
+    come from a clock that stepped back: it is trusted up to one gap, so a host never stalls.
+    """
+    gap = max(0.0, gap)
+    next_start = min(next_start, now + gap)
+    if active >= max(1, concurrency):
+        return Decision(False, max(poll, next_start - now), next_start)
+    if now < next_start:
+        return Decision(False, next_start - now, next_start)
+    return Decision(True, 0.0, now + gap)
+
+
+@dataclass(frozen=True)
+class Grant:
+    lease: int | None  # lease id when granted
+    wait: float  # else: seconds before asking again
+
+
+class HostLimiter:
+    """Cross-process per-host limits in one SQLite file. Thread-safe; async wrappers below."""
+
+    def __init__(self, path: Path, *, lease_ttl: float, clock: Callable[[], float] = time.time,
+                 ) -> None:
+        self.path = Path(path)
+        self.lease_ttl = lease_ttl
+        self.clock = clock
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.failures = 0  # DB steps that failed (fetches then went on local limits only)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._grants = 0
+        self._last_warning = 0.0
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # -- synchronous core (one short transaction each) -------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                # Advisory state: a commit lost in a power cut only costs one early request.
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    def try_acquire(self, host: str, concurrency: int, gap: float,
+                    poll: float = POLL_MIN) -> Grant:
+        """Take a slot for ``host`` now if its limits allow, else say how long to wait."""
+        with self._lock:
+            db = self._conn()
+            now = self.clock()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # Expired leases are reclaimed here; one dated beyond a full TTL ahead can only
+                # come from a clock that stepped back, and is dropped too.
+                db.execute("DELETE FROM lease WHERE host=? AND (expires<? OR expires>?)",
+                           (host, now, now + self.lease_ttl))
+                active = db.execute("SELECT COUNT(*) FROM lease WHERE host=?", (host,)).fetchone()[0]
+                row = db.execute("SELECT next_start, floor_gap, floor_until FROM host WHERE host=?",
+                                 (host,)).fetchone()
+                next_start, floor_gap, floor_until = row if row else (0.0, 0.0, 0.0)
+                if floor_until > now:
+                    gap = max(gap, floor_gap)
+                decision = decide(now, active, concurrency, next_start, gap, poll)
+                lease = None
+                if decision.granted:
+                    lease = db.execute(
+                        "INSERT INTO lease (host, expires, holder) VALUES (?,?,?)",
+                        (host, now + self.lease_ttl, self.holder)).lastrowid
+                    db.execute(
+                        "INSERT INTO host (host, next_start) VALUES (?,?) ON CONFLICT (host) "
+                        "DO UPDATE SET next_start=excluded.next_start",
+                        (host, decision.next_start))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if lease is not None:
+                self._grants += 1
+                if self._grants % PRUNE_EVERY == 0:
+                    self._prune(db, now)
+            return Grant(lease, decision.wait)
+
+    def release(self, lease: int) -> None:
+        with self._lock:
+            self._conn().execute("DELETE FROM lease WHERE id=?", (lease,))
+
+    def widen_gap(self, host: str, gap: float, for_seconds: float) -> None:
+        """The host asked for ``gap`` seconds between requests (robots.txt Crawl-delay)."""
+        with self._lock:
+            now = self.clock()
+            self._conn().execute(
+                "INSERT INTO host (host, floor_gap, floor_until) VALUES (?,?,?) "
+                "ON CONFLICT (host) DO UPDATE SET floor_gap=excluded.floor_gap, "
+                "floor_until=excluded.floor_until", (host, gap, now + for_seconds))
+
+    def active(self, host: str) -> int:
+        """Live leases of ``host`` (for tests and status)."""
+        with self._lock:
+            return self._conn().execute("SELECT COUNT(*) FROM lease WHERE host=? AND expires>=?",
+                                        (host, self.clock())).fetchone()[0]
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        # Keeps the file bounded over months: dead leases and hosts not asked for an hour.
+        db.execute("DELETE FROM lease WHERE expires<?", (now,))
+        db.execute("DELETE FROM host WHERE next_start<? AND floor_until<? AND host NOT IN "
+                   "(SELECT host FROM lease)", (now - IDLE_HOST_AGE, now))
+
+    def prune(self) -> None:
+        with self._lock:
+            self._prune(self._conn(), self.clock())
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- async: the DB step in this limiter's own thread -----------------------------------
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="hostlimit")
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning("shared host limits unavailable, local limits only what=%s path=%s "
+                        "failures=%d error=%s", what, self.path, self.failures, exc)
+
+    async def acquire(self, host: str, concurrency: int, gap: float) -> int | None:
+        """Wait (asleep) until ``host`` has a free slot and its gap has passed; the lease id,
+        or ``None`` when the shared file failed (the caller's local limits still apply)."""
+        poll = POLL_MIN
+        while True:
+            future = self._submit(self.try_acquire, host, concurrency, gap, poll)
+            try:
+                grant = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The step may still grant in its thread: give that slot straight back.
+                future.add_done_callback(self._release_orphan)
+                raise
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("acquire", exc)
+                return None
+            if grant.lease is not None:
+                return grant.lease
+            await asyncio.sleep(grant.wait)
+            poll = min(POLL_MAX, poll * 2)
+
+    def _release_orphan(self, future: asyncio.Future[Grant]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        lease = future.result().lease
+        if lease is not None and self._executor is not None:
+            self._executor.submit(self._release_quietly, lease)
+
+    def _release_quietly(self, lease: int) -> None:
+        try:
+            self.release(lease)
+        except (sqlite3.Error, OSError) as exc:  # it expires by itself
+            self._failed("release", exc)
+
+    async def arelease(self, lease: int) -> None:
+        # Shielded: a cancelled request still frees its slot.
+        await asyncio.shield(self._submit(self._release_quietly, lease))
+
+    async def awiden_gap(self, host: str, gap: float, for_seconds: float) -> None:
+        try:
+            await self._submit(self.widen_gap, host, gap, for_seconds)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed("widen_gap", exc)

@@ -494,7 +494,8 @@ async def _main(settings: Settings, stop: threading.Event, *, once: bool,
     publisher = Publisher(settings)
     poller = None
     try:
-        async with Fetcher(settings.fetch, max_connections=settings.poll.max_concurrency) as fetcher:
+        async with Fetcher(settings.fetch, max_connections=settings.poll.max_concurrency,
+                           data_dir=settings.data_dir) as fetcher:
             poller = Poller(settings, store, fetcher, publisher, websub=websub)
             await poller.run(stopped, once=once)
     finally:

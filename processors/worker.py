@@ -99,7 +99,7 @@ class Processor:
     def fetcher(self) -> Fetcher:
         # Created lazily: the HTTP client must belong to the running event loop.
         if self._fetcher is None:
-            self._fetcher = Fetcher(self.settings.fetch)
+            self._fetcher = Fetcher(self.settings.fetch, data_dir=self.settings.data_dir)
         return self._fetcher
 
     async def fetch(self, entry: FeedEntry) -> FetchResult:

@@ -1,13 +1,15 @@
 """Search and indexing speed of the default (embedded tantivy) store.
 
     .venv/bin/python bench/search_bench.py [--docs 100000] [--kafka 20000] [--dir DIR]
+        [--cursor-pages 150]
 
 1. Builds ``--docs`` synthetic-but-realistic enriched articles (real texts from
    ../shared/data/conflict-dev, see ``indexer.synthetic``) and writes them with
    ``store.upsert`` in batches of 2,000 (one commit each, as the indexer does):
    articles/s of the store alone.
 2. Runs searches with three facets (conflicts, event_types, countries) and a daily date
-   histogram, with and without filters/sorting: p50/p95 ms. Goal: p95 < 100 ms.
+   histogram, with and without filters/sorting: p50/p95 ms. Goal: p95 < 100 ms. Then walks
+   ``--cursor-pages`` pages of 100 with cursors (deep paging), by date and by relevance.
 3. With ``--kafka N`` (default 20000; 0 = skip): starts a noida-db broker, produces N articles
    to the articles topic, then times the whole indexer service (poll, decode, upsert, commit)
    from start until the group's lag is 0. Goal for both throughputs: >= 2,000 articles/s.
@@ -51,6 +53,10 @@ QUERIES: list[dict] = [
     {"query": "president minister government"},
     {"query": '"security forces" OR "armed men"'},
     {"query": "*", "collapse_stories": True, "sort": "date"},
+    # multi-select facets: each filtered facet costs one more aggregation pass
+    {"query": "police OR army", "countries": ("IN", "CO"), "conflicts": ("colombia-armed-groups",),
+     "event_types": ("arrest", "kidnapping")},
+    {"query": "*", "countries": ("SY",), "languages": ("en",), "sort": "date"},
 ]
 
 
@@ -111,6 +117,27 @@ def bench_search(store: EmbeddedStore, rounds: int) -> dict[str, list[float]]:
     return timings
 
 
+def bench_cursor(store: EmbeddedStore, pages: int, size: int) -> dict[str, tuple[float, ...]]:
+    """Deep paging with cursors: ``pages`` pages of ``size`` in a row, per sort order.
+
+    Returns (p50 ms, p95 ms, last page ms, hits walked) per sort."""
+    out = {}
+    for sort in ("date", "relevance"):
+        spec: dict[str, Any] = {"query": "police OR killed", "sort": sort, "size": size,
+                                "facets": FACETS, "histogram": "day"}
+        cursor, times, walked = None, [], 0
+        for _ in range(pages):
+            t = time.perf_counter()
+            result = store.search(SearchRequest(cursor=cursor, **spec))
+            times.append((time.perf_counter() - t) * 1000)
+            walked += len(result.hits)
+            cursor = result.next_cursor
+            if cursor is None:
+                break
+        out[sort] = (statistics.median(times), pct(times, 95), times[-1], walked)
+    return out
+
+
 def bench_kafka(n: int, tmp: Path) -> tuple[float, float]:
     from kafka import KafkaProducer
 
@@ -164,6 +191,8 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--kafka", type=int, default=20_000, help="articles through Kafka; 0 = skip")
+    ap.add_argument("--cursor-pages", type=int, default=150,
+                    help="pages of 100 walked with cursors, per sort order")
     ap.add_argument("--dir", type=Path, help="index directory (default: a temporary one)")
     args = ap.parse_args()
 
@@ -189,6 +218,10 @@ def main() -> None:
         print(f"  ALL{'':57} p50 {statistics.median(allt):7.1f} ms  p95 {pct(allt, 95):7.1f} ms")
         print(f"  CPU time per request{'':40} p50 {statistics.median(cpu_ms):7.1f} ms  "
               f"p95 {pct(cpu_ms, 95):7.1f} ms")
+        pages = bench_cursor(store, args.cursor_pages, 100)
+        for sort, (p50, p95, last, walked) in pages.items():
+            print(f"cursor paging by {sort:9}: {walked} hits in pages of 100, per page "
+                  f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  last (deepest) {last:6.1f} ms")
         store.close()
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
               "(other processes share the cores: figures are noisy)")

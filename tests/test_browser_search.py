@@ -303,6 +303,47 @@ def test_shared_url_restores_the_search(watched: Watched, server: LiveServer) ->
     assert all(d >= "2026-11-20" for d in dates)
 
 
+def test_facets_are_multi_select(watched: Watched, server: LiveServer) -> None:
+    page = watched.page
+    page.goto(server.base_url + "/?collapse=false&conflict=sudan")
+    ready(page)
+    assert page.locator(".hit").count() == 2
+    # The other conflicts keep their counts, so the selection can be widened.
+    labels = page.locator('fieldset[data-facet="conflicts"] label').all_inner_texts()
+    assert "Russia-Ukraine war 4" in {re.sub(r"\s+", " ", t).strip() for t in labels}
+    with page.expect_response(lambda r: "conflict=russia-ukraine" in r.url):
+        facet_box(page, "conflict", "russia-ukraine").check()
+    ready(page)
+    wanted = [a for a in corpus() + hostile_link_articles()
+              if {c.id for c in a.conflicts} & {"sudan", "russia-ukraine"}]
+    assert page.locator(".hit").count() == len(wanted) == 6
+    assert sorted(query_of(page)["conflict"]) == ["russia-ukraine", "sudan"]
+
+
+def test_next_follows_the_cursor_and_previous_comes_back(watched: Watched,
+                                                         server: LiveServer) -> None:
+    page = watched.page
+    page.goto(server.base_url + "/?collapse=false&sort=date&size=3")
+    ready(page)
+    titles = lambda: page.locator(".hit h3").all_inner_texts()  # noqa: E731
+    pages = [titles()]
+    assert page.locator("#prev-page").is_disabled()
+    while page.locator("#next-page").is_enabled():
+        with page.expect_response(lambda r: "cursor=" in r.url and "page=" not in r.url):
+            page.click("#next-page")
+        ready(page)
+        assert query_of(page)["page"] == [str(len(pages) + 1)] and query_of(page)["cursor"]
+        pages.append(titles())
+    seen = [t for p in pages for t in p]
+    assert len(seen) == len(set(seen)) == len(corpus()) + len(hostile_link_articles())
+    assert len(pages) >= 3
+    with page.expect_response(lambda r: "/api/search" in r.url):
+        page.click("#prev-page")
+    ready(page)
+    assert titles() == pages[-2]
+    assert query_of(page)["page"] == [str(len(pages) - 1)]
+
+
 def test_readable_on_a_phone(browser: Browser, server: LiveServer, tmp_path: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                   has_touch=True, device_scale_factor=2)

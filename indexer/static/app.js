@@ -9,8 +9,8 @@ const FACETS = [
   { key: "source", param: "source", label: "Source" },
   { key: "language", param: "language", label: "Language" },
 ];
-const SCALARS = ["q", "since", "until", "sort", "page"];
-const PAGE_SIZE = 20;
+const SCALARS = ["q", "since", "until", "sort", "page", "size", "cursor"];
+const PAGE_SIZE = 20;  // unless the URL says size=N (1-100)
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MARK_TAGS = new Set(["MARK", "EM", "B", "STRONG"]);
 
@@ -18,6 +18,7 @@ const $ = (id) => document.getElementById(id);
 const regionNames = safeDisplayNames("region");
 const languageNames = safeDisplayNames("language");
 let inflight = null;
+let nextCursor = null;  // the last answer's next_cursor: "Next" continues from it
 let labels = { conflicts: {} };  // display names from /api/labels (ids until it answers)
 
 function safeDisplayNames(type) {
@@ -43,9 +44,11 @@ function svg(tag, attrs = {}) {
 
 function readState(search = window.location.search) {
   const params = new URLSearchParams(search);
-  const state = { q: "", since: "", until: "", sort: "relevance", page: 1, collapse: true };
+  const state = { q: "", since: "", until: "", sort: "relevance", page: 1, collapse: true,
+    size: PAGE_SIZE, cursor: "" };
   for (const name of SCALARS) if (params.has(name)) state[name] = params.get(name);
   state.page = Math.max(1, parseInt(state.page, 10) || 1);
+  state.size = Math.min(100, Math.max(1, parseInt(state.size, 10) || PAGE_SIZE));
   if (state.sort !== "date") state.sort = "relevance";
   state.collapse = params.get("collapse") !== "false";
   for (const f of FACETS) state[f.param] = params.getAll(f.param).filter(Boolean);
@@ -60,7 +63,11 @@ function toParams(state) {
   if (state.until) params.set("until", state.until);
   if (state.sort !== "relevance") params.set("sort", state.sort);
   if (!state.collapse) params.set("collapse", "false");
+  if (state.size !== PAGE_SIZE) params.set("size", String(state.size));
   if (state.page > 1) params.set("page", String(state.page));
+  // Past page 1 the cursor (search_after) says where the page starts, however deep; any
+  // change of search goes back to page 1, which drops it.
+  if (state.page > 1 && state.cursor) params.set("cursor", state.cursor);
   return params;
 }
 
@@ -86,10 +93,12 @@ function fillForm(state) {
   $("collapse").checked = state.collapse;
 }
 
-function navigate(state) {
+function navigate(state, historyState = null) {
   const query = toParams(state).toString();
   const url = query ? `/?${query}` : "/";
-  if (url !== window.location.pathname + window.location.search) history.pushState(null, "", url);
+  if (url !== window.location.pathname + window.location.search) {
+    history.pushState(historyState, "", url);
+  }
   run(state);
 }
 
@@ -337,8 +346,8 @@ function renderHit(hit) {
 function render(result, state) {
   const hits = result.hits || [];
   const total = Number(result.total) || 0;
-  const first = hits.length ? (state.page - 1) * PAGE_SIZE + 1 : 0;
-  const last = (state.page - 1) * PAGE_SIZE + hits.length;
+  const first = hits.length ? (state.page - 1) * state.size + 1 : 0;
+  const last = (state.page - 1) * state.size + hits.length;
   const unit = state.collapse ? "stor" + (hits.length === 1 ? "y" : "ies") : "articles";
   $("status").textContent = total
     ? `${total.toLocaleString("en")} matching article${total === 1 ? "" : "s"}` +
@@ -348,11 +357,10 @@ function render(result, state) {
   renderHistogram(result);
   renderMap(result);
   $("results").replaceChildren(...hits.map(renderHit));
-  // With copies grouped, ``total`` counts articles, not stories: a short page is the last one.
-  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  nextCursor = typeof result.next_cursor === "string" ? result.next_cursor : null;
   $("page-info").textContent = `Page ${state.page}`;
   $("prev-page").disabled = state.page <= 1;
-  $("next-page").disabled = state.page >= pages || hits.length < PAGE_SIZE;
+  $("next-page").disabled = !nextCursor;
   document.title = state.q ? `${state.q} — newswire search` : "newswire search";
   $("results").removeAttribute("aria-busy");
   document.body.dataset.state = "ready";
@@ -361,7 +369,8 @@ function render(result, state) {
 async function run(state) {
   fillForm(state);
   const params = toParams(state);
-  params.set("size", String(PAGE_SIZE));
+  params.set("size", String(state.size));
+  if (params.has("cursor")) params.delete("page");  // the API takes one or the other
   if (inflight) inflight.abort();
   inflight = new AbortController();
   document.body.dataset.state = "loading";
@@ -421,11 +430,20 @@ function init() {
     navigate(next);
   });
   $("prev-page").addEventListener("click", () => {
-    const next = readState(); next.page = Math.max(1, next.page - 1); navigate(next);
+    // Cursors only go forward: the previous page is the previous entry of the history when
+    // we came from there, else that page by number.
+    if (history.state && history.state.fromPage === readState().page - 1) {
+      history.back();
+    } else {
+      const next = readState(); next.page = Math.max(1, next.page - 1); next.cursor = "";
+      navigate(next);
+    }
     $("results").focus();
   });
   $("next-page").addEventListener("click", () => {
-    const next = readState(); next.page += 1; navigate(next);
+    if (!nextCursor) return;
+    const next = readState(); next.cursor = nextCursor;
+    navigate({ ...next, page: next.page + 1 }, { fromPage: next.page });
     $("results").focus();
   });
   window.addEventListener("popstate", () => run(readState()));

@@ -465,31 +465,39 @@ def _keyword_term(field_name: str, value: str) -> str:
     return f"{field_name}={value}"
 
 
-def required_terms(query: Query) -> set[str] | None:
+def required_terms(query: Query, *, prefix_term: Callable[[Prefix], str] | None = None,
+                   cost: Callable[[set[str]], Any] = len) -> set[str] | None:
     """Terms of which a matching document must contain at least one, or None if unknown.
 
     Text terms are analysed tokens (``"airstrik"``); keyword terms are ``"field=value"``
     (``"countries=SY"``). Compare with :func:`doc_terms`: if this returns a set ``S``, every
     document ``d`` with ``matches(query, d)`` has ``S & doc_terms(d)`` non-empty. None means
     the query can match documents without any particular term (``*``, ``NOT x``, prefixes).
+
+    For a rule index (alerts): ``prefix_term`` names a word prefix as a term of its own
+    (the index then looks up every leading part of each word), and ``cost`` ranks the
+    options of an AND (cheapest = fewest documents carrying one of them; default: fewest terms).
     """
     if isinstance(query, Text):
         # every token of a phrase is required: keep the longest (likely the rarest)
         return {_text_term(max(query.tokens, key=len))}
     if isinstance(query, Keyword):
         return {_keyword_term(query.field, query.value)}
+    if isinstance(query, Prefix):
+        return None if prefix_term is None else {prefix_term(query)}
     if isinstance(query, And):
-        candidates = [s for s in (required_terms(i) for i in query.items) if s is not None]
-        return min(candidates, key=len) if candidates else None
+        candidates = [s for s in (required_terms(i, prefix_term=prefix_term, cost=cost)
+                                  for i in query.items) if s is not None]
+        return min(candidates, key=cost) if candidates else None
     if isinstance(query, Or):
         out: set[str] = set()
         for item in query.items:
-            sub = required_terms(item)
+            sub = required_terms(item, prefix_term=prefix_term, cost=cost)
             if sub is None:
                 return None
             out |= sub
         return out
-    return None  # MatchAll, Not, Prefix, Exists
+    return None  # MatchAll, Not, Exists
 
 
 def doc_terms(doc: Any) -> frozenset[str]:

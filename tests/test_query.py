@@ -195,6 +195,26 @@ def test_required_terms_is_a_sound_prefilter(text: str, body: str,
     needed = required_terms(q)
     if needed is not None and matches(q, doc):
         assert needed & doc_terms(doc)
+    # with word prefixes as terms (the alerts rule index): still sound when every leading
+    # part of every word is a document term
+    with_prefixes = required_terms(q, prefix_term=lambda p: "^" + p.prefix)
+    if with_prefixes is not None and matches(q, doc):
+        words = doc_terms(doc)
+        assert with_prefixes & (words | {"^" + w[:i] for w in words for i in range(1, len(w) + 1)})
+
+
+def test_required_terms_prefix_terms_and_cost() -> None:
+    def pre(p: Prefix) -> str:
+        return "^" + p.prefix
+
+    assert required_terms(parse("kidnap* OR massacr*")) is None
+    assert required_terms(parse("kidnap* OR massacr*"), prefix_term=pre) == {"^kidnap",
+                                                                               "^massacr"}
+    both = parse("country:SY airstrikes")
+    keywords_dear = lambda terms: 8 if any("=" in t for t in terms) else 1  # noqa: E731
+    keywords_cheap = lambda terms: 1 if any("=" in t for t in terms) else 8  # noqa: E731
+    assert required_terms(both, cost=keywords_dear) == {"airstrik"}
+    assert required_terms(both, cost=keywords_cheap) == {"countries=SY"}
 
 
 def test_analyze_is_lowercase_stemmed_split_on_punctuation() -> None:

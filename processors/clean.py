@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 from newswire.records import Article, CleanArticle, FeedEntry, Tags
 from processors.charset import to_utf8
+from processors.markup_guard import collapse_runs, flatten_nesting, guard_markup
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,25 @@ def _strip_code_blocks(raw: bytes) -> bytes:
     return b"".join(out)
 
 
-def _shrink(raw: bytes) -> tuple[bytes, bool]:
-    """Bound the work on huge pages: drop scripts/styles, then keep the first SOFT_BYTES."""
-    if len(raw) <= SOFT_BYTES:
-        return raw, False
-    raw = _strip_code_blocks(raw)
-    if len(raw) <= SOFT_BYTES:
-        return raw, False
-    return raw[:SOFT_BYTES], True
+def _shrink(raw: bytes) -> tuple[bytes, list[str]]:
+    """Bound the work on huge pages before anything parses them: drop scripts/styles, then
+    huge attribute values, collapse runs of empty elements (a million ``<br>``), and only
+    then keep the first SOFT_BYTES. Returns the page and flags naming what was cut."""
+    flags: list[str] = []
+    if len(raw) > SOFT_BYTES:
+        raw = _strip_code_blocks(raw)
+    if len(raw) > SOFT_BYTES:
+        guarded = guard_markup(raw)
+        raw = guarded.data
+        flags.extend(guarded.repairs)
+    if raw.count(b"<") > MAX_ELEMENTS:
+        guarded = collapse_runs(raw)
+        raw = guarded.data
+        flags.extend(guarded.repairs)
+    if len(raw) > SOFT_BYTES:
+        raw = raw[:SOFT_BYTES]
+        flags.append("truncated")
+    return raw, flags
 
 
 # ---------------------------------------------------------------- language
@@ -433,13 +445,23 @@ def _parser() -> Any:
 
 
 def _parse(data: bytes) -> Any:
+    return _parse_checked(data)[0]
+
+
+def _parse_checked(data: bytes) -> tuple[Any, bool]:
+    """The parsed page (None when unparseable) and whether the parser stopped at its
+    nesting-depth limit (everything after that point is missing from the tree)."""
     from lxml.etree import ParserError
     from lxml.html import document_fromstring
 
+    parser = _parser()
     try:
-        return document_fromstring(data, parser=_parser())
+        tree = document_fromstring(data, parser=parser)
     except (ParserError, ValueError):
-        return None
+        return None, False
+    too_deep = any(e.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in e.message
+                   for e in parser.error_log)
+    return tree, too_deep
 
 
 def _strip_code(tree: Any) -> None:
@@ -693,19 +715,25 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     why = binary_reason(raw, content_type)
     if why:
         return _fallback(*fallback_args, "binary_content", why, ())
-    raw, truncated = _shrink(raw)
-    if truncated:
-        flags.append("truncated")
+    raw, cuts = _shrink(raw)
+    flags.extend(cuts)
     # A str was ours already; bytes get their charset from header, markup or sniffing.
     data, _encoding = to_utf8(raw, "text/html; charset=utf-8" if isinstance(html, str)
                               else content_type)
-    if raw.count(b"<") > MAX_ELEMENTS:  # cheap upper bound first, exact count only if needed
+    guarded = guard_markup(data)  # on the decoded page: UTF-16 markup hides from byte scans
+    data = guarded.data
+    flags.extend(guarded.repairs)
+    tree, too_deep = _parse_checked(data)
+    if too_deep:
+        # libxml2 dropped everything after depth 256: flatten the excess and parse again.
+        data, dropped = flatten_nesting(data)
+        log.info("nesting flattened url=%s dropped_tags=%d", url, dropped)
+        flags.append("nesting_flattened")
         tree = _parse(data)
-        elements = sum(1 for _ in tree.iter()) if tree is not None else 0
+    if tree is not None and data.count(b"<") > MAX_ELEMENTS:  # cheap upper bound first
+        elements = sum(1 for _ in tree.iter())
         if elements > MAX_ELEMENTS:
             return _fallback(*fallback_args, "too_complex", f"{elements} elements", tuple(flags))
-    else:
-        tree = _parse(data)
     if tree is None:
         return _fallback(*fallback_args, "no_text", "not parseable as HTML", tuple(flags))
     facts = _page_facts(tree, raw)

@@ -163,7 +163,7 @@ class Receiver:
 
 
 def bench_latency(n_rules: int, n_articles: int, rate: float,
-                  max_df: float) -> dict[str, Any]:
+                  max_df: float, profile: Path | None = None) -> dict[str, Any]:
     from kafka import KafkaProducer
 
     from newswire.broker import EmbeddedServer
@@ -205,6 +205,13 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
             time.sleep(2)
         time.sleep(2)
         receiver.arrivals.clear()
+        spy = None
+        if profile is not None:  # collapsed stacks of the worker while it is measured
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                                    "--pid", str(proc.pid), "--rate", "200", "--format", "raw",
+                                    "--output", str(profile)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        cpu0 = _cpu_seconds(proc.pid)
         started = time.time()
         for i in range(n_articles):
             send(producer, settings, f"lat-{i}", "Zanzibar", rng, texts)
@@ -214,9 +221,20 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
                 p["story"]["story_id"].startswith("lat-") for _, p in receiver.arrivals) \
                 < n_articles:
             time.sleep(0.1)
+        worker_cpu = _cpu_seconds(proc.pid) - cpu0
+        wall = time.time() - started
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+        measured = [(arrived, p) for arrived, p in receiver.arrivals
+                    if p["story"]["story_id"].startswith("lat-")]  # not late warm-ups
         lat = sorted(arrived - datetime.fromisoformat(p["story"]["first_seen"]).timestamp()
-                     for arrived, p in receiver.arrivals
-                     if p["story"]["story_id"].startswith("lat-"))  # not late warm-ups
+                     for arrived, p in measured)
+        # where the time goes: ingested -> decided (two Kafka hops, match, decide) and
+        # decided -> received (the webhook POST)
+        decided = sorted(datetime.fromisoformat(p["sent_at"]).timestamp()
+                         - datetime.fromisoformat(p["story"]["first_seen"]).timestamp()
+                         for _, p in measured)
         return {
             "rules": len(rules) + 1, "max_df": max_df, "articles": n_articles,
             "rate_per_s": rate,
@@ -225,6 +243,11 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
             "latency_p99_s": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3)
             if lat else None,
             "latency_max_s": round(lat[-1], 3) if lat else None,
+            "to_decision_p50_s": round(decided[len(decided) // 2], 3) if decided else None,
+            "to_decision_p99_s": round(decided[min(len(decided) - 1, int(len(decided) * .99))],
+                                       3) if decided else None,
+            "worker_cpu_s": round(worker_cpu, 2), "wall_s": round(wall, 1),
+            "worker_cpu_share_of_one_core": round(worker_cpu / wall, 2),
         }
     finally:
         if proc is not None:
@@ -234,6 +257,12 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
             except subprocess.TimeoutExpired:
                 proc.kill()
         server.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc: no extra dependency)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def send(producer: Any, settings: Any, key: str, title: str, rng: random.Random,
@@ -252,15 +281,19 @@ def main() -> None:
     parser.add_argument("--latency-articles", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0, help="articles/s in part 2")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--no-matching", action="store_true")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy collapsed stacks of the worker during part 2")
     parser.add_argument("--max-df", type=float, default=0.05,
                         help="rule words appear in at most this share of documents "
                              "(0.2 = broad rules, ~300 matches per article)")
     args = parser.parse_args()
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]}")
-    print("matching:", json.dumps(bench_matching(args.rules, args.articles, args.max_df)))
+    if not args.no_matching:
+        print("matching:", json.dumps(bench_matching(args.rules, args.articles, args.max_df)))
     if not args.no_latency:
         print("latency:", json.dumps(bench_latency(args.rules, args.latency_articles, args.rate,
-                                                   args.max_df)))
+                                                   args.max_df, args.profile)))
 
 
 if __name__ == "__main__":

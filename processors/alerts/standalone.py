@@ -15,6 +15,7 @@ import faust
 from newswire.cli import setup_logging
 from newswire.settings import Settings, load_settings
 from newswire.topics import ensure_topics
+from processors import fetch_idle
 from processors.alerts.agent import AlertService, install
 from processors.alerts.channels import RetryPolicy
 
@@ -26,6 +27,7 @@ def build_app(settings: Settings, *, app_id: str | None = None,
     if not kafka.bootstrap_servers:
         raise RuntimeError("NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS must be set")
     (settings.data_dir / "faust-alerts").parent.mkdir(parents=True, exist_ok=True)
+    fetch_idle.install()  # as the processor: an idle consumer must not spin on noida
     app = faust.App(
         app_id or f"{kafka.topic_prefix}-alerts",
         broker=";".join(f"kafka://{host}" for host in kafka.bootstrap_servers.split(",")),
@@ -38,6 +40,9 @@ def build_app(settings: Settings, *, app_id: str | None = None,
         stream_wait_empty=False,
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # ~50 alert-state changelog writes per matched article: batch them into a few
+        # produce requests instead of one request (and one broker save) each
+        producer_linger=0.005,
     )
     service = install(app, settings, policy=policy, flush_interval=flush_interval)
     return app, service

@@ -65,6 +65,11 @@ def _from_ns(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value // 1000)
 
 
+def _count(found: Any) -> int:
+    """The hit count of a search made with ``count=True``."""
+    return int(getattr(found, "count", 0) or 0)
+
+
 def _address_key(address: tantivy.DocAddress) -> tuple[int, int]:
     return address.segment_ord, address.doc
 
@@ -321,7 +326,7 @@ class EmbeddedStore:
             query, max(limit, 1), count=True, offset=offset,
             order_by_field="published" if req.sort == "date" else None,
             order=tantivy.Order.Desc)
-        return (list(found.hits) if limit else []), int(found.count or 0)
+        return (list(found.hits) if limit else []), _count(found)
 
     def _by_date_after(self, searcher: tantivy.Searcher, query: tantivy.Query,
                        after: Cursor | None, n: int,
@@ -329,7 +334,7 @@ class EmbeddedStore:
         """Keyset paging on (published desc, id asc): exact however deep, and new articles
         arriving at the top do not shift the pages after the cursor."""
         Q, Occur = tantivy.Query, tantivy.Occur
-        total = int(searcher.search(query, 1, count=True).count or 0)
+        total = _count(searcher.search(query, 1, count=True))
         entries: list[tuple[Any, tantivy.DocAddress]] = []
         rest = query
         if after is not None:
@@ -357,7 +362,7 @@ class EmbeddedStore:
         at = _from_ns(moment)
         same = Q.boolean_query([(Occur.Must, query), (Occur.Must, self._published_range(
             at, at, include_upper=True))])
-        count = int(searcher.search(same, 1, count=True).count or 0)
+        count = _count(searcher.search(same, 1, count=True))
         if not count:
             return []
         agg = searcher.aggregate(same, {"ids": {"terms": {
@@ -387,7 +392,7 @@ class EmbeddedStore:
                          None)
         if start is None:  # gone or moved far: continue below its score
             start = next((i for i, (s, _) in enumerate(hits) if s < score), len(hits))
-        return hits[start: start + n], int(found.count or 0)
+        return hits[start: start + n], _count(found)
 
     def _story_counts(self, searcher: tantivy.Searcher, query: tantivy.Query,
                       stories: list[str]) -> dict[str, int]:

@@ -23,6 +23,15 @@ collapses stories, ``more_outlets`` (int) and ``duplicates`` ([{id, url, title, 
 
 ``SearchResult.places`` (for the map): the most mentioned locations over *all* matching
 articles, ``[{name, country, lat, lon, count}]`` by count, ``SearchRequest.places`` of them.
+
+Facets are multi-select: each facet's counts apply every filter but its own (see
+:func:`aggregation_groups`). Deep paging: ``SearchResult.next_cursor`` goes into the next
+``SearchRequest(cursor=...)`` (same query, filters, dates and sort), at any depth::
+
+    result = store.search(SearchRequest(query="airstrikes", sort="date", size=100))
+    while result.next_cursor:
+        result = store.search(SearchRequest(query="airstrikes", sort="date", size=100,
+                                            cursor=result.next_cursor))
 """
 
 from __future__ import annotations
@@ -439,7 +448,7 @@ def aggregation_groups(req: SearchRequest, fetch: int,
             "min_doc_count": 1}}
     if req.places:
         main["__places"] = {"terms": {"field": "places", "size": req.places * 2}}
-    groups = [(frozenset(), main)] if main else []
+    groups: list[tuple[frozenset[str], dict[str, Any]]] = [(frozenset(), main)] if main else []
     groups += [(frozenset({f}), {f: terms(f)}) for f in req.facets if f in filtered]
     return groups
 

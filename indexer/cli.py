@@ -43,11 +43,18 @@ def parse_date(value: str, *, end: bool = False) -> datetime:
                "them to the search store (embedded tantivy index under the data dir, or "
                "Elasticsearch when NEWSWIRE_SEARCH__ELASTICSEARCH_URL is set). Offsets are "
                "committed only after the store has the batch; refused documents go to the "
-               "dlq.index topic. Stops cleanly on SIGINT/SIGTERM.")
+               "dlq.index topic, but when more than half of the last 1,000 records would be "
+               "dead-lettered it halts instead (exit code 3, nothing of that batch committed). "
+               "Stops cleanly on SIGINT/SIGTERM.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--membership", type=click.Choice(["auto", "assign", "group"]), default="auto",
+              show_default=True,
+              help="assign: read every partition itself (one indexer; the embedded store's "
+              "default, its index has one writer); group: share partitions with other "
+              "indexers through the consumer group (the Elasticsearch default).")
 @click.pass_context
-def index_cmd(ctx: click.Context, data_dir: Path | None) -> None:
-    from indexer.consumer import run_indexer
+def index_cmd(ctx: click.Context, data_dir: Path | None, membership: str) -> None:
+    from indexer.consumer import HALTED, IndexerOptions, run_indexer
     from indexer.store import StoreError
     from newswire import runtime
 
@@ -62,10 +69,14 @@ def index_cmd(ctx: click.Context, data_dir: Path | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    options = IndexerOptions(membership=membership)  # type: ignore[arg-type]
     try:
-        code = run_indexer(settings, stop)
+        code = run_indexer(settings, stop, options=options)
     except StoreError as exc:  # e.g. another indexer holds the embedded index
         raise click.ClickException(f"search store: {exc}") from None
+    if code == HALTED:
+        click.echo("indexer halted: too many dead letters (see the log); nothing of the "
+                   "failing batch was committed", err=True)
     sys.exit(code)
 
 

@@ -2,12 +2,29 @@
 
 Loop: poll -> batch (``batch_size`` records or ``linger`` seconds) -> decode -> ``store.upsert``
 -> dead-letter what could not be decoded or was refused -> flush the dead letters -> commit
-the offsets. One batch is written (in a worker thread) while the next is fetched and decoded. Nothing is committed before the store (and the DLQ) has the batch, so a crash
+the offsets. One batch is written (in a worker thread) while the next is fetched and
+decoded. Nothing is committed before the store (and the DLQ) has the batch, so a crash
 replays it and the replay overwrites by id.
 
 While the store is unreachable (:class:`indexer.store.StoreUnavailable`) the consumer pauses
 its partitions, keeps its group membership with empty polls, and retries with capped
-exponential backoff; nothing is skipped. A stop request (the ``stop`` event, set by the
+exponential backoff; nothing is skipped. One log line per retry says why; the full traceback
+is logged once per outage.
+
+Partitions (``IndexerOptions.membership``): ``assign`` takes every partition of the topic
+itself (``consumer.assign``) and commits its offsets to the group; ``group`` subscribes and
+lets the group coordinator balance partitions over several indexers. ``auto`` (the default)
+is ``assign`` for the embedded store, whose index admits exactly one writer process (so there
+is nothing to balance, and a restarted indexer never waits for a dead member of its group to
+be evicted), and ``group`` for Elasticsearch, where indexers may be scaled out.
+
+A bad deploy upstream must not dead-letter everything: when more than
+``dead_letter_max_share`` of the last ``dead_letter_window`` records (and at least
+``dead_letter_min_records``) would be dead-lettered, the indexer halts before sending the
+dead letters or committing that batch (exit code :data:`HALTED`), so the records stay in
+the topic for the fixed stage to take.
+
+A stop request (the ``stop`` event, set by the
 SIGTERM/SIGINT handlers of ``newswire index``) lets the current batch finish and commit,
 then returns within a few seconds; if the store is down at that moment the batch is left
 uncommitted and will be consumed again on the next start.
@@ -18,9 +35,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -45,6 +64,9 @@ STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
 
 PAYLOAD_LIMIT = 20_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
+HALTED = 3  # exit code: too many dead letters, stopped without committing
+
+Membership = Literal["auto", "assign", "group"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,83 @@ class IndexerOptions:
     batch_size: int = 2000  # one store commit per batch: tantivy commits cost ~0.2-0.5 s
     linger: float = 1.0  # seconds a partial batch waits for more records
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    # Capped low: after an outage the held batch goes in within this long of the store's return.
+    backoff_max: float = 5.0
+    membership: Membership = "auto"
+    partition_check: float = 30.0  # seconds; assign mode looks for added partitions this often
+    dead_letter_max_share: float = 0.5
+    dead_letter_window: int = 1000
+    dead_letter_min_records: int = 100
+
+
+def resolve_membership(membership: Membership, uses_elasticsearch: bool) -> Literal[
+        "assign", "group"]:
+    """``auto``: ``assign`` for the embedded store (one writer process by construction),
+    ``group`` for Elasticsearch (indexers may be scaled out)."""
+    if membership == "auto":
+        return "group" if uses_elasticsearch else "assign"
+    return membership
+
+
+@dataclass
+class DeadLetterLimit:
+    """Halts a stage when too large a share of its recent records is dead-lettered (pure).
+
+    The share is over the last ``window`` records (whole batches: the oldest batch is dropped
+    while the rest still covers the window), and only once ``min_records`` were seen, so a
+    few bad records at start do not halt."""
+
+    max_share: float = 0.5
+    window: int = 1000
+    min_records: int = 100
+    _batches: deque[tuple[int, int]] = field(default_factory=deque)
+    _records: int = 0
+    _dead: int = 0
+
+    def add(self, records: int, dead: int) -> str | None:
+        """Count a batch; the reason to halt, or None."""
+        self._batches.append((records, dead))
+        self._records += records
+        self._dead += dead
+        while len(self._batches) > 1 and self._records - self._batches[0][0] >= self.window:
+            old_records, old_dead = self._batches.popleft()
+            self._records -= old_records
+            self._dead -= old_dead
+        if self._records >= self.min_records and self._dead > self.max_share * self._records:
+            return (f"{self._dead} of the last {self._records} records would be "
+                    f"dead-lettered (limit {self.max_share:.0%})")
+        return None
+
+
+def short_reason(exc: BaseException, limit: int = 200) -> str:
+    """One line for the log: the exception's type and the start of its message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
+
+
+TRANSPORT_LOGGERS = ("elastic_transport.transport", "elastic_transport.node_pool")
+
+
+class TransportNoise(logging.Filter):
+    """The Elasticsearch client logs each of its retries with a full traceback, and every
+    node timeout: ~8 lines and 4 tracebacks per failed upsert. In the indexer, the line
+    stays without its traceback (the indexer logs one itself, once per outage), and while the
+    store is known to be down (``down()``) the client's lines are dropped: the indexer's own
+    line per retry says the same."""
+
+    def __init__(self, down: Callable[[], bool] = lambda: False) -> None:
+        super().__init__()
+        self.down = down
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR and self.down():
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} error={short_reason(record.exc_info[1])!r}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 @dataclass(frozen=True)
@@ -136,15 +234,42 @@ class Indexer:
         self.options = options
         self.topic = settings.topic("articles")
         self.dlq_topic = settings.topic("dlq.index")
+        self.membership = resolve_membership(options.membership,
+                                             settings.search.uses_elasticsearch)
+        self.limit = DeadLetterLimit(options.dead_letter_max_share, options.dead_letter_window,
+                                     options.dead_letter_min_records)
+        self.halted: str | None = None
+        self.outage = False  # the store is down: the traceback was logged already
         cfg = settings.kafka.client_config()
         self.consumer = KafkaConsumer(
-            self.topic, group_id=f"{settings.kafka.topic_prefix}-indexer",
+            group_id=f"{settings.kafka.topic_prefix}-indexer",
             client_id="newswire-indexer", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=options.batch_size, **cfg)
+            auto_offset_reset="earliest", max_poll_records=options.batch_size,
+            metadata_max_age_ms=int(options.partition_check * 1000), **cfg)
+        if self.membership == "group":
+            self.consumer.subscribe([self.topic])
+        self.partitions_checked = 0.0
         self.producer = KafkaProducer(client_id="newswire-indexer-dlq", acks="all",
                                       linger_ms=20, **cfg)
         self.indexed = 0
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-write")
+
+    def assign_partitions(self) -> None:
+        """Assign mode: take every partition of the topic, again when partitions are added
+        (positions and pauses of partitions already held are kept). The committed offsets of
+        the group are where reading starts."""
+        if self.membership != "assign":
+            return
+        now = time.monotonic()
+        if self.consumer.assignment() and \
+                now - self.partitions_checked < self.options.partition_check:
+            return
+        self.partitions_checked = now
+        found = self.consumer.partitions_for_topic(self.topic) or set()
+        wanted = {TopicPartition(self.topic, p) for p in found}
+        if wanted and wanted != self.consumer.assignment():
+            self.consumer.assign(sorted(wanted))
+            log.info("partitions assigned topic=%s partitions=%d", self.topic, len(wanted))
 
     def close(self) -> None:
         for closer in (self.consumer.close, self.producer.close):
@@ -162,6 +287,7 @@ class Indexer:
         pending: InFlight | None = None
         try:
             while not self.stop.is_set():
+                self.assign_partitions()
                 room = self.options.batch_size - len(batch)
                 # A non-blocking poll and a short sleep when nothing came: a broker that
                 # answers fetches at once (noida does) makes a blocking poll spin a whole core;
@@ -220,13 +346,15 @@ class Indexer:
             try:
                 rejections = item.future.result()
             except StoreUnavailable as exc:
-                STORE_DOWN.inc()
-                log.warning("search store unavailable error=%s", exc)
+                self._store_down(exc, retry_in=0.0)
                 rejections = self._upsert(item.articles)
         elif item.articles:
             rejections = self._upsert(item.articles)
         if rejections is None:
             return False
+        if self.outage:
+            log.info("search store available again; resuming")
+            self.outage = False
         pairs, dead, articles, batch = item.pairs, list(item.dead), item.articles, item.records
         if rejections:
             by_id: dict[str, ConsumerRecord] = {a.id: r for r, a in pairs}
@@ -234,6 +362,17 @@ class Indexer:
                 record = by_id.get(rej.id)
                 if record is not None:
                     dead.append(Dead(record, "rejected", rej.reason))
+        halt = self.limit.add(len(batch), len(dead))
+        if halt is not None:
+            # Written to the store already (idempotent), but neither dead-lettered nor
+            # committed: after the fix upstream the records are read again.
+            reasons = sorted({d.reason for d in dead})
+            log.error("indexer halted: too many dead letters stage=index %s reasons=%s "
+                      "first_error=%r", halt, ",".join(reasons),
+                      (dead[0].error or "")[:200] if dead else "")
+            self.halted = halt
+            self.stop.set()
+            return False
         sent = []
         for d in dead:
             log.warning("dead letter stage=index topic=%s partition=%s offset=%s reason=%s "
@@ -267,9 +406,7 @@ class Indexer:
                 try:
                     return self._timed_upsert(articles)
                 except StoreUnavailable as exc:
-                    STORE_DOWN.inc()
-                    log.warning("search store unavailable, retrying in %.1fs error=%s",
-                                delay, exc)
+                    self._store_down(exc, retry_in=delay)
                     if not paused:
                         self.consumer.pause(*self.consumer.assignment())
                         paused = True
@@ -280,6 +417,14 @@ class Indexer:
         finally:
             if paused:
                 self.consumer.resume(*self.consumer.paused())
+
+    def _store_down(self, exc: StoreUnavailable, retry_in: float) -> None:
+        """One line per failed attempt; the traceback only on the first of an outage."""
+        STORE_DOWN.inc()
+        first = not self.outage
+        self.outage = True
+        log.warning("search store unavailable retry_in=%.1fs reason=%r", retry_in,
+                    short_reason(exc.__cause__ or exc), exc_info=exc if first else None)
 
     def _idle(self, seconds: float) -> bool:
         """Wait, polling (paused) to stay in the group. True when a stop was requested."""
@@ -326,13 +471,18 @@ def _run(settings: Settings, stop: threading.Event, store: SearchStore | None,
                 return 0
             delay = min(delay * 2, options.backoff_max)
     indexer = Indexer(settings, store, stop, options)
-    log.info("indexer started topic=%s group=%s-indexer store=%s", indexer.topic,
-             settings.kafka.topic_prefix, type(store).__name__)
+    noise = TransportNoise(lambda: indexer.outage)
+    for name in TRANSPORT_LOGGERS:
+        logging.getLogger(name).addFilter(noise)
+    log.info("indexer started topic=%s group=%s-indexer membership=%s store=%s", indexer.topic,
+             settings.kafka.topic_prefix, indexer.membership, type(store).__name__)
     try:
         indexer.run()
     finally:
+        for name in TRANSPORT_LOGGERS:
+            logging.getLogger(name).removeFilter(noise)
         indexer.close()
         if own_store:
             store.close()
         log.info("indexer stopped documents=%d", indexer.indexed)
-    return 0
+    return HALTED if indexer.halted else 0

@@ -11,16 +11,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from indexer.consumer import (
+    HALTED,
     STORE_DOWN,
+    TransportNoise,
+    DeadLetterLimit,
     IndexerOptions,
     commit_offsets,
     dead_letter_message,
     decode,
     latest_per_id,
+    resolve_membership,
     run_indexer,
+    short_reason,
 )
 from indexer.embedded import EmbeddedStore
 from indexer.store import SearchRequest, open_store
@@ -148,6 +155,62 @@ def test_decode_splits_good_and_bad_records() -> None:
         ("k0002", art(2).title), ("k0001", "new")]
 
 
+batches = st.lists(st.tuples(st.integers(1, 300), st.floats(0, 1)), min_size=1, max_size=40)
+
+
+@given(batches)
+def test_dead_letter_limit_never_halts_when_each_batch_is_within_the_share(
+        spec: list[tuple[int, float]]) -> None:
+    limit = DeadLetterLimit(max_share=0.5, window=500, min_records=50)
+    for records, share in spec:
+        dead = int(records * share * 0.5)  # each batch at most half dead
+        assert limit.add(records, dead) is None
+
+
+@given(batches)
+def test_dead_letter_limit_halts_once_enough_records_are_mostly_dead(
+        spec: list[tuple[int, float]]) -> None:
+    limit = DeadLetterLimit(max_share=0.5, window=500, min_records=50)
+    seen = 0
+    for records, share in spec:
+        dead = records // 2 + 1 + int((records - records // 2 - 1) * share)  # > half dead
+        seen += records
+        reason = limit.add(records, dead)
+        assert (reason is not None) == (seen >= 50), (seen, reason)
+        if reason is not None:
+            assert "would be dead-lettered (limit 50%)" in reason
+            break
+
+
+def test_dead_letter_limit_forgets_old_batches() -> None:
+    limit = DeadLetterLimit(max_share=0.5, window=100, min_records=10)
+    assert limit.add(100, 40) is None
+    assert limit.add(100, 0) is None  # the first batch left the window: 0 of 100
+    assert limit.add(100, 60) is not None  # 60 of the last 100
+    assert resolve_membership("auto", uses_elasticsearch=False) == "assign"
+    assert resolve_membership("auto", uses_elasticsearch=True) == "group"
+    assert resolve_membership("group", uses_elasticsearch=False) == "group"
+
+
+def test_transport_retries_log_one_line_without_traceback() -> None:
+    import logging
+
+    try:
+        raise ConnectionError("Connection refused\n   at somewhere deep")
+    except ConnectionError as exc:
+        error = exc
+    record = logging.LogRecord("elastic_transport.transport", logging.WARNING, "x", 1,
+                               "Retrying request after failure (attempt %d of %d)", (1, 3),
+                               (type(error), error, error.__traceback__))
+    assert TransportNoise().filter(record)
+    assert record.exc_info is None
+    assert record.getMessage() == ("Retrying request after failure (attempt 1 of 3) "
+                                   "error='ConnectionError: Connection refused at somewhere deep'")
+    assert not TransportNoise(lambda: True).filter(record)  # the store is known to be down
+    assert short_reason(ValueError("x" * 500)) == "ValueError: " + "x" * 200
+    assert short_reason(TimeoutError()) == "TimeoutError"
+
+
 # ---- against noida
 
 
@@ -265,7 +328,8 @@ def forwarder(noida: EmbeddedServer) -> Iterator[Forwarder]:
 
 @pytest.mark.integration
 def test_store_outage_pauses_commits_and_loses_nothing(kafka_settings: Settings,
-                                                       forwarder: Forwarder) -> None:
+                                                       forwarder: Forwarder,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     prefix = kafka_settings.kafka.topic_prefix
     settings = kafka_settings.model_copy(update={"search": kafka_settings.search.model_copy(
         update={"elasticsearch_url": f"http://127.0.0.1:{forwarder.port}",
@@ -290,6 +354,14 @@ def test_store_outage_pauses_commits_and_loses_nothing(kafka_settings: Settings,
         produce_articles(settings, [art(i) for i in range(30, 35)])
         wait_for(lambda: STORE_DOWN._value.get() > downs, "a failed attempt to write")
     assert lag(settings) == 5  # stopped without committing the batch it could not write
+    # One line per failed attempt; a traceback once per outage (two outages), none from the
+    # Elasticsearch client's own retry lines.
+    retries = [r for r in caplog.records if r.name == "indexer.consumer"
+               and r.getMessage().startswith("search store unavailable retry_in=")]
+    assert len(retries) >= 3 and all("reason=" in r.getMessage() and "\n" not in r.getMessage()
+                                     for r in retries)
+    assert sum(1 for r in retries if r.exc_info) == 2
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("elastic_transport"))
     forwarder.start()
     with IndexerThread(settings, options=FAST):
         wait_for(lambda: lag(settings) == 0, "the next run to write the held batch")
@@ -313,3 +385,56 @@ def test_stop_while_store_down_leaves_the_batch_for_next_time(kafka_settings: Se
     with IndexerThread(kafka_settings, options=FAST):
         wait_for(lambda: lag(kafka_settings) == 0, "the second run")
     assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 5
+
+
+@pytest.mark.integration
+def test_halts_instead_of_dead_lettering_everything(kafka_settings: Settings) -> None:
+    """A bad deploy upstream: mostly garbage. The indexer stops (exit code HALTED) before it
+    dead-letters or commits the batch that crossed the limit; what it did not dead-letter
+    stays in the topic, and a run with the limit lifted takes it."""
+    ensure_topics(kafka_settings)
+    produce_articles(kafka_settings, [art(i) for i in range(20)])
+    with IndexerThread(kafka_settings, options=FAST):
+        wait_for(lambda: lag(kafka_settings) == 0, "the good articles")
+    produce(kafka_settings, [(f"bad-{i}".encode(), b"{not an article") for i in range(150)])
+    strict = IndexerOptions(batch_size=50, linger=0.2, dead_letter_max_share=0.5,
+                            dead_letter_window=100, dead_letter_min_records=60)
+    stop = threading.Event()
+    assert run_indexer(kafka_settings, stop, options=strict) == HALTED
+    assert stop.is_set()
+    held = lag(kafka_settings)
+    letters = dead_letters(kafka_settings, 150)
+    assert held > 0 and len(letters) < 150
+    assert len(letters) + held == 150  # every bad record is either a dead letter or still held
+    assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 20
+
+    lifted = IndexerOptions(batch_size=50, linger=0.2, dead_letter_max_share=1.0)
+    with IndexerThread(kafka_settings, options=lifted):
+        wait_for(lambda: lag(kafka_settings) == 0, "the held records to be dead-lettered")
+    assert len(dead_letters(kafka_settings, 150)) == 150
+
+
+@pytest.mark.integration
+def test_assigned_indexer_takes_up_added_partitions(kafka_settings: Settings) -> None:
+    from kafka.admin import NewPartitions
+
+    ensure_topics(kafka_settings)  # 2 partitions
+    quick = IndexerOptions(batch_size=10, linger=0.2, partition_check=0.5)
+    with IndexerThread(kafka_settings, options=quick):
+        produce_articles(kafka_settings, [art(i) for i in range(6)])
+        wait_for(lambda: lag(kafka_settings) == 0, "the first articles")
+        admin = KafkaAdminClient(**kafka_settings.kafka.client_config())
+        try:
+            admin.create_partitions({kafka_settings.topic("articles"): NewPartitions(3)})
+        finally:
+            admin.close()
+        producer = KafkaProducer(acks="all", **kafka_settings.kafka.client_config())
+        try:
+            for a in (art(i) for i in range(6, 12)):
+                producer.send(kafka_settings.topic("articles"), key=a.key.encode(),
+                              value=a.to_bytes(), partition=2)
+            producer.flush(30)
+        finally:
+            producer.close()
+        wait_for(lambda: lag(kafka_settings) == 0, "the articles on the new partition")
+    assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 12

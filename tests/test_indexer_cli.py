@@ -104,3 +104,38 @@ def test_second_indexer_on_the_same_index_fails_clearly(kafka_settings: Settings
         holder.close()
     assert out.exit_code == 1
     assert "locked by another writer" in out.output
+
+
+@pytest.mark.integration
+def test_index_service_killed_9_is_replaced_by_a_new_one(kafka_settings: Settings) -> None:
+    """kill -9 leaves no goodbye to the broker. The replacement must take up the partitions
+    at once (noida never evicts a dead group member; the embedded store's indexer assigns
+    its partitions itself) and read on from the committed offsets."""
+    env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([NEWSWIRE, "index"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=log.open("wb"), start_new_session=True)
+
+    logs = kafka_settings.data_dir.parent
+    first = start(logs / "first.log")
+    second = None
+    try:
+        produce_articles(kafka_settings, [art(i) for i in range(12)])
+        wait_for(lambda: first.poll() is None and lag(kafka_settings) == 0,
+                 "the first indexer to commit", timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        produce_articles(kafka_settings, [art(i) for i in range(12, 30)])
+        second = start(logs / "second.log")
+        wait_for(lambda: second.poll() is None and lag(kafka_settings) == 0,
+                 "the replacement indexer to take up the partitions", timeout=60)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(15) == 0
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert "membership=assign" in (logs / "second.log").read_text()
+    assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 30

@@ -71,7 +71,6 @@ from newswire.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 
-FACET_FETCH = 200
 STORE_KIND = "elastic"  # cursors name the store kind that made them
 _KEYWORD = {"type": "keyword"}
 
@@ -340,7 +339,7 @@ class ElasticStore:
         aggs = {f"__g{i}": {"filter": {"bool": {"filter": [
                     f for name, f in facet_filters.items() if name not in leave_out]}},
                             "aggs": group}
-                for i, (leave_out, group) in enumerate(aggregation_groups(req, FACET_FETCH))}
+                for i, (leave_out, group) in enumerate(aggregation_groups(req))}
         body: dict[str, Any] = {"query": query, "size": size, "sort": sort,
                                 "track_total_hits": True}
         if after is not None:

@@ -54,7 +54,6 @@ from newswire.records import Article
 
 log = logging.getLogger(__name__)
 
-FACET_FETCH = 200  # terms fetched per facet before the stable sort + cut
 MAX_TIE_IDS = 65_000  # tantivy's bucket limit: articles sharing one timestamp, read by id
 STORE_KIND = "embedded"  # cursors name the store kind that made them
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -301,7 +300,7 @@ class EmbeddedStore:
             hit["snippet"] = self._snippet(snippets, doc, text)
 
         result_aggs: dict[str, Any] = {}
-        for leave_out, aggs in aggregation_groups(req, FACET_FETCH):
+        for leave_out, aggs in aggregation_groups(req):
             if leave_out:  # a facet's counts without its own filter (multi-select)
                 result_aggs.update(searcher.aggregate(
                     self._filtered(parsed, req, leave_out), aggs))

@@ -62,6 +62,7 @@ INTERVALS: dict[str, timedelta] = {
 MAX_WINDOW = 10_000  # page * size cap, like Elasticsearch's default max_result_window
 MAX_HISTOGRAM_BUCKETS = 2_000
 FACET_SIZE = 20
+FACET_FETCH = 200  # terms fetched per facet before the stable sort + cut (same on both stores)
 SNIPPET_CHARS = 240
 COLLAPSE_FETCH_FACTOR = 5  # hits fetched per shown story when collapsing
 
@@ -426,7 +427,7 @@ def paged(req: SearchRequest, total: int, hits: list[dict[str, Any]],
 HISTOGRAM_INTERVALS = {"hour": "1h", "day": "1d", "week": "7d"}
 
 
-def aggregation_groups(req: SearchRequest, fetch: int,
+def aggregation_groups(req: SearchRequest, fetch: int = FACET_FETCH,
                        ) -> list[tuple[frozenset[str], dict[str, Any]]]:
     """The aggregations of a search (Elasticsearch JSON, which tantivy speaks too), grouped by
     the facet filters each must leave out.

@@ -86,32 +86,58 @@ def _sniff(raw: bytes) -> str | None:
     return normalise_charset(best.encoding)
 
 
+def _fits(raw: bytes, encoding: str) -> bool:
+    """``raw`` is text in ``encoding`` with a few broken bytes. One stray byte in a UTF-8
+    page must not make the page "not UTF-8" (a code page such as cp1250 then decodes every
+    byte, and every accented letter becomes mojibake). UTF-8 validates itself: a page in
+    another charset almost never holds a valid multi-byte sequence, and each of its non-ASCII
+    bytes is an error, so as many good non-ASCII characters as errors is UTF-8. A code page
+    decodes nearly any byte, so it must decode ten good characters per error."""
+    try:
+        text = raw.decode(encoding, "replace")
+    except LookupError:
+        return False
+    bad = text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad  # non-ASCII, counted in C
+    if encoding == "utf-8":
+        return good >= max(bad, 1)  # some real multi-byte text, at least one per error
+    return good >= 10 * bad
+
+
 def detect_encoding(raw: bytes, content_type: str | None = None) -> tuple[str, bool]:
     """The page's encoding and whether ``raw`` decodes with it strictly. Never raises.
 
-    Order: byte-order mark, Content-Type charset, in-page declaration, strict UTF-8,
-    statistical sniffing, then windows-1252 as the last resort. A declared charset that
-    does not decode strictly is not trusted.
+    Order: byte-order mark, UTF-8 (strict, then with a few broken bytes: ``_fits``), the
+    Content-Type charset, the in-page declaration (strict, then fitting); statistical
+    sniffing only when none fits, and windows-1252 as the last resort.
     """
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             return encoding, _strict(raw, encoding) is not None
     head = raw[:4096]
-    for declared in (charset_from_content_type(content_type), charset_from_markup(head)):
-        if declared and _strict(raw, declared) is not None:
-            return declared, True
+    declared = [d for d in (charset_from_content_type(content_type), charset_from_markup(head))
+                if d]
+    # Valid UTF-8 first, whatever was declared: bytes of another charset are almost never
+    # valid UTF-8 by chance, while templates declaring windows-125x or latin-1 over UTF-8
+    # content are common (and for pure ASCII every ASCII-compatible charset agrees).
     if _strict(raw, "utf-8") is not None:
         return "utf-8", True
+    # The same with a few broken bytes (see _fits), before a declared code page: one of
+    # those decodes any byte, so "strictly valid" says nothing for it.
+    if _fits(raw, "utf-8"):
+        return "utf-8", False
+    for encoding in declared:
+        if _strict(raw, encoding) is not None:
+            return encoding, True
+    for encoding in declared:
+        if _fits(raw, encoding):
+            return encoding, False
     try:
         sniffed = _sniff(raw)
     except Exception:  # noqa: BLE001 - the sniffer is a heuristic; never let it fail a page
         sniffed = None
     if sniffed and _strict(raw, sniffed) is not None:
         return sniffed, True
-    # Mostly UTF-8 with a few broken bytes is far more common than anything else.
-    utf8 = raw.decode("utf-8", "replace")
-    if utf8.count("\ufffd") * 50 < len(utf8):
-        return "utf-8", False
     return sniffed or "cp1252", False
 
 

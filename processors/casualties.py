@@ -27,7 +27,7 @@ _MULT = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _WORD_NUM = (r"(?:(?:" + "|".join(sorted(_TENS, key=len, reverse=True)) + r")(?:[- ](?:"
              + "|".join(k for k in _UNITS if len(k) > 2) + r"))?|"
              + "|".join(sorted((k for k in _UNITS if len(k) > 2), key=len, reverse=True)) + r")")
-NUM = (r"(?P<num>\d{1,3}(?:[,.\u202f ]\d{3})+|\d+|(?:a |two |three )?dozens?(?: of)?|scores of|"
+NUM = (r"(?P<num>\d{1,3}(?:[,.\u202f \u066c]\d{3})+|\d+|(?:a |two |three )?dozens?(?: of)?|scores of|"
        r"hundreds(?: of)?|thousands(?: of)?|" + _WORD_NUM + r"(?: (?:hundred|thousand))?)")
 QUAL = r"(?:(?:at least|more than|over|nearly|almost|about|around|some|up to|roughly|an estimated) )?"
 # up to three words between the number and the verb ("21 American troops were injured")
@@ -60,26 +60,36 @@ _ML_WORDS = {
     # Spanish
     "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10,
     "doce": 12, "veinte": 20, "treinta": 30, "decenas": 12, "una docena": 12, "cientos": 100,
+    "seis": 6, "quince": 15, "cuarenta": 40, "cincuenta": 50, "cien": 100, "una veintena": 20,
+    "una decena": 10, "soixante": 60, "une quarantaine": 40, "une soixantaine": 60,
     # Arabic
     "اثنان": 2, "اثنين": 2, "ثلاثة": 3, "أربعة": 4, "خمسة": 5, "ستة": 6, "سبعة": 7, "ثمانية": 8,
-    "تسعة": 9, "عشرة": 10, "عشرات": 12, "مئات": 100,
+    "تسعة": 9, "عشرة": 10, "عشرات": 12, "مئات": 100, "عشرين": 20, "عشرون": 20, "ثلاثين": 30,
+    "أربعين": 40, "خمسين": 50, "مئة": 100, "مائة": 100, "أربع": 4, "خمس": 5, "ست": 6, "سبع": 7,
+    # Persian (Arabic-script digits are digits to the regex and to int() already)
+    "دو": 2, "سه": 3, "چهار": 4, "پنج": 5, "شش": 6, "هفت": 7, "هشت": 8, "ده": 10, "بیست": 20,
+    "سی": 30, "دهها": 12, "ده‌ها": 12, "صدها": 100,
     # Hebrew
     "שניים": 2, "שני": 2, "שתי": 2, "שלושה": 3, "שלוש": 3, "ארבעה": 4, "ארבע": 4, "חמישה": 5,
     "חמש": 5, "שישה": 6, "שש": 6, "שבעה": 7, "שמונה": 8, "תשעה": 9, "עשרה": 10, "עשרות": 12,
     # Hindi
     "एक": 1, "दो": 2, "तीन": 3, "चार": 4, "पांच": 5, "पाँच": 5, "छह": 6, "सात": 7, "आठ": 8,
-    "नौ": 9, "दस": 10, "दर्जनों": 12, "सैकड़ों": 100,
+    "नौ": 9, "दस": 10, "दर्जनों": 12, "सैकड़ों": 100, "बारह": 12, "पंद्रह": 15, "बीस": 20,
+    "तीस": 30, "चालीस": 40, "पचास": 50, "सौ": 100,
     # Russian / Ukrainian
     "два": 2, "двое": 2, "двоє": 2, "три": 3, "трое": 3, "троє": 3, "четыре": 4, "чотири": 4,
     "пять": 5, "пятеро": 5, "п'ять": 5, "шесть": 6, "шість": 6, "десять": 10, "десятки": 12,
+    "семь": 7, "сім": 7, "восемь": 8, "вісім": 8, "девять": 9, "дев'ять": 9, "двадцать": 20,
+    "двадцять": 20, "тридцать": 30, "тридцять": 30, "сто": 100, "сотни": 100, "сотні": 100,
+    "двух": 2, "двох": 2, "трех": 3, "трёх": 3, "трьох": 3, "четырех": 4, "чотирьох": 4,
 }  # fmt: skip
 _ML_ALT = "|".join(re.escape(w) for w in sorted(_ML_WORDS, key=len, reverse=True))
-D = rf"(?P<num>\d{{1,3}}(?:[,.\u202f ]\d{{3}})+|\d+|(?<!\w)(?:{_ML_ALT})(?!\w))"
+D = rf"(?P<num>\d{{1,3}}(?:[,.\u202f \u066c]\d{{3}})+|\d+|(?<!\w)(?:{_ML_ALT})(?!\w))"
 _OTHER = [
     # French
     ("killed", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:morts|tués|tuées|tué|mort)\b", re.I)),
     ("injured", re.compile(rf"{D} (?:[\w']+ ){{0,4}}?(?:blessés|blessées|blessé)\b", re.I)),
-    ("killed", re.compile(rf"\b(?:tuant|coûté la vie à|fait) (?:au moins )?{D}\b", re.I)),
+    ("killed", re.compile(rf"\b(?:tuant|tuent|tue|ont tué|a tué|massacrent|coûté la vie à|fait) (?:au moins )?{D}\b", re.I)),
     # Spanish
     ("killed", re.compile(rf"{D} (?:[\w']+ ){{0,3}}?(?:muertos|asesinados|fallecidos|muertas|asesinadas)\b", re.I)),
     ("injured", re.compile(rf"{D} (?:[\w']+ ){{0,3}}?(?:heridos|heridas)\b", re.I)),
@@ -100,6 +110,12 @@ _OTHER = [
     # Russian / Ukrainian
     ("killed", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:погибли|погибших|убиты|убитых|загинули|загиблих|вбиті)", re.I)),
     ("injured", re.compile(rf"\b{D} (?:\w+ ){{0,2}}?(?:ранены|раненых|пострадали|поранені|поранених)", re.I)),
+    # verb first: "погибли девять человек", "поранено трьох людей"
+    ("killed", re.compile(rf"\b(?:погибли|погибло|убиты|загинули|загинуло|вбито) (?:\w+ ){{0,2}}?{D}", re.I)),
+    ("injured", re.compile(rf"\b(?:ранены|ранено|пострадали|поранено|поранені|постраждали) (?:\w+ ){{0,2}}?{D}", re.I)),
+    # Persian
+    ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:کشته|شهید|جان باختند|جان خود را از دست)")),
+    ("injured", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:زخمی|مجروح)")),
 ]
 # a pattern is only tried on a sentence holding one of its needles (lower-cased): the number
 # alternatives are costly to try at every position of every sentence
@@ -112,16 +128,21 @@ _NEEDLES = [
     ("toll", "number of dead"),
     ("death", "fatalit", "dead"),
     ("injur", "wounded"),
-    ("mort", "tué"), ("bless",), ("tuant", "coûté", "fait "),
+    ("mort", "tué"), ("bless",), ("tuant", "tue", "tué", "massacr", "coûté", "fait "),
     ("muert", "asesina", "fallec"), ("herid",),
     ("مقتل", "استشهاد", "قتل"), ("قتي", "قتل", "شهي", "شهد", "حتف"), ("إصابة", "جرح"),
     ("جري", "جرح", "مصاب", "صيبوا"),
     ("הרוג", "חלל", "נהרג", "נרצח"), ("נהרג", "נרצח"), ("פצוע", "נפצע"), ("נפצע",),
     ("मौत", "मारे", "शहीद"), ("घायल",), ("मार गिरा", "ढेर"),
     ("погиб", "убит", "загин", "вбит"), ("ранен", "пострада", "поранен"),
+    ("погиб", "убит", "загин", "вбит"), ("ранен", "пострада", "поранен", "постражд"),
+    ("کشته", "شهید", "جان"), ("زخمی", "مجروح"),
 ]  # fmt: skip
 _ALL_NEEDLES = tuple(sorted({n for needles in _NEEDLES for n in needles}))
 _DIGIT = re.compile(r"\d")
+# every number form, to find the one nearest the verb inside a match: in "3 killed and 12
+# wounded" the injured pattern spans both figures, and 12 is the injured one
+_ANY_NUM = re.compile(NUM.replace("?P<num>", "") + "|" + D.replace("?P<num>", ""), re.I)
 _PATTERNS = [(kind, rx, needles) for (kind, rx), needles in zip(_EN + _OTHER, _NEEDLES, strict=True)]
 SCAN_CHARS = 6000
 SCAN_SENTENCES = 40
@@ -157,7 +178,7 @@ def parse_number(raw: str) -> int | None:
         return None
     if s in _ML_WORDS:
         return _ML_WORDS[s]
-    digits = re.sub(r"[,.\u202f ]", "", s)
+    digits = re.sub(r"[,.\u202f \u066c]", "", s)
     if digits.isdecimal():  # not isdigit(): superscripts are digits int() refuses
         return int(digits)
     for prefix, mult in (("two ", 2), ("three ", 3)):
@@ -201,13 +222,17 @@ def extract_casualties(text: str) -> Casualties | None:
             if kind in found or not any(n in low for n in needles):
                 continue
             for hit in pattern.finditer(flat):
-                value = parse_number(hit.group("num"))
+                raw, pos = hit.group("num"), hit.start("num")
+                inner = list(_ANY_NUM.finditer(flat, pos, hit.end()))
+                if len(inner) > 1:
+                    raw, pos = inner[-1].group(), inner[-1].start()
+                value = parse_number(raw)
                 # a year or an age is not a toll
                 if value is None or value > 1_000_000 or (
-                        1900 <= value <= 2100 and hit.group("num").isdigit()):
+                        1900 <= value <= 2100 and raw.isdigit()):
                     continue
-                if kind not in best or hit.start("num") < best[kind][0]:
-                    best[kind] = (hit.start("num"), value)
+                if kind not in best or pos < best[kind][0]:
+                    best[kind] = (pos, value)
                 break
         for kind, (_pos, value) in best.items():
             found[kind] = (value, flat)

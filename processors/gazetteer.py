@@ -20,7 +20,7 @@ import pycountry
 
 log = logging.getLogger(__name__)
 
-TRANSLATIONS = ("ar", "he", "hi", "fr", "ru", "uk")
+TRANSLATIONS = ("ar", "he", "hi", "fr", "ru", "uk", "es", "fa")
 # non-Latin alternate city names are kept for big cities, and for every city in these countries
 # (where the wars are, so small towns matter); Latin alternates only for very big cities
 BIG_CITY = 100_000
@@ -68,7 +68,8 @@ def _fold(name: str) -> str:
 
 def _short(name: str) -> str:
     # ISO style "Iran, Islamic Republic of" -> "Iran"; "Palestine, State of" -> "Palestine"
-    return name.split(",")[0].split(" (")[0].strip()
+    # (the Arabic-script comma too: "ایران، جمهوری اسلامی")
+    return name.split(",")[0].split("\u060c")[0].split(" (")[0].strip()
 
 
 @lru_cache(maxsize=4)

@@ -1,6 +1,7 @@
 """Poller at scale: 10,000 feeds on a 5-minute cadence against a loopback server.
 
     .venv/bin/python bench/poll_bench.py [--feeds 10000] [--cadence 300] [--measure 180]
+                                         [--local-limits]
 
 What runs:
 - a feed server in its own process (aiohttp) on 20 loopback addresses 127.0.0.1-20 (20 "hosts",
@@ -8,7 +9,8 @@ What runs:
   10 polls (one new item on top of 20), so most polls are answered 304;
 - an embedded noida-db broker (Kafka protocol) the poller publishes to;
 - ONE `newswire poll` process, with min=max=default interval = the cadence, so 10,000 feeds
-  mean ~33 requests/s. Its state is pre-seeded as after a first full round (validators,
+  mean ~33 requests/s. Per-host limits go through the node-wide shared file
+  (<data_dir>/hostlimits.sqlite, as in production) unless ``--local-limits``. Its state is pre-seeded as after a first full round (validators,
   seen entries, next polls spread over one cadence; added as with `newswire feeds add`, so
   the start does not re-poll them all at once), so the measurement is the steady state from
   the start instead of the catch-up burst of a cold start.
@@ -158,6 +160,8 @@ def main() -> int:
     parser.add_argument("--cadence", type=float, default=300.0, help="seconds between polls of a feed")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--measure", type=float, default=180.0, help="seconds measured")
+    parser.add_argument("--local-limits", action="store_true",
+                        help="per-host limits in the poller only (no shared limits file)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="poll-bench-"))
@@ -188,6 +192,7 @@ def main() -> int:
             "NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS": "true",
             "NEWSWIRE_FETCH__PER_HOST_MIN_GAP": "0.2",
             "NEWSWIRE_LOG_LEVEL": "WARNING",
+            "NEWSWIRE_FETCH__SHARE_HOST_LIMITS": "false" if args.local_limits else "true",
         }
         newswire = str(Path(sys.executable).with_name("newswire"))
         poller = subprocess.Popen([newswire, "poll"], env=env, stderr=open(work / "poller.log", "wb"))
@@ -219,6 +224,16 @@ def main() -> int:
         print(f"  poller peak RSS   {peak:.0f} MB")
         print(f"  entries published {published or 0} (whole run)  feeds in error: {errors}")
         print(f"  SIGTERM -> exit   {stop_seconds:.1f}s (exit code {poller.returncode})")
+        limits = data_dir / "hostlimits.sqlite"
+        if limits.exists():
+            import sqlite3
+
+            with sqlite3.connect(limits) as db:
+                hosts = db.execute("SELECT COUNT(*) FROM host").fetchone()[0]
+                leases = db.execute("SELECT COUNT(*) FROM lease").fetchone()[0]
+            print(f"  host limits       shared file: {hosts} hosts, {leases} leases left")
+        else:
+            print("  host limits       local to the poller")
         return 0
     finally:
         if poller is not None and poller.poll() is None:

@@ -258,8 +258,8 @@ class HostLimiter:
         if future.cancelled() or future.exception() is not None:
             return
         lease = future.result().lease
-        if lease is not None and self._executor is not None:
-            self._executor.submit(self._release_quietly, lease)
+        if lease is not None:
+            self.release_soon(lease)
 
     def _release_quietly(self, lease: int) -> None:
         try:
@@ -267,9 +267,16 @@ class HostLimiter:
         except (sqlite3.Error, OSError) as exc:  # it expires by itself
             self._failed("release", exc)
 
-    async def arelease(self, lease: int) -> None:
-        # Shielded: a cancelled request still frees its slot.
-        await asyncio.shield(self._submit(self._release_quietly, lease))
+    def release_soon(self, lease: int) -> None:
+        """Give a slot back, in this limiter's thread, without waiting for it: nothing to
+        await means nothing to cancel, and the loop is not woken for the answer."""
+        executor = self._executor
+        if executor is None:  # closed: the lease expires by itself
+            return
+        try:
+            executor.submit(self._release_quietly, lease)
+        except RuntimeError:  # closing right now: same
+            pass
 
     async def awiden_gap(self, host: str, gap: float, for_seconds: float) -> None:
         try:

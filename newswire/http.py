@@ -391,7 +391,7 @@ class _HostGate:
                     yield
                 finally:
                     if lease is not None and self.shared is not None:
-                        await self.shared.arelease(lease)
+                        self.shared.release_soon(lease)
         finally:
             self.users -= 1
 

@@ -49,12 +49,15 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.status: dict[str, int] = {}
+        self.hold: dict[str, threading.Event] = {}  # path -> reply only once this is set
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append((self.path, dict(self.headers), body))
+                if self.path in outer.hold:
+                    outer.hold[self.path].wait(60)
                 self.send_response(outer.status.get(self.path, 200))
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -153,7 +154,9 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
     payload = json.loads(body)
     assert payload["rule"]["id"] == iran.id
     assert payload["story"]["story_id"] == "story-1" and payload["story"]["source"] == "bbc.co.uk"
-    assert len(receiver.hits("/down")) == 3  # retried (fast policy: 3 attempts), then given up
+    # deliveries run in the background: the failing channel is still retrying (fast policy:
+    # 3 attempts), then gives up (the dead letter below is written after the last attempt)
+    worker.wait(lambda: len(receiver.hits("/down")) >= 3, "the failing channel's retries")
 
     def state() -> Alert | None:
         with RuleStore(kafka_settings) as store:
@@ -171,6 +174,7 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
     letters = wait_for(dead, "the dead letter of the failing channel")
     assert isinstance(letters, list)
     [letter] = letters
+    assert len(receiver.hits("/down")) == 3  # given up after the third attempt
     assert letter.stage == "alert" and letter.reason == "delivery_failed:webhook"
     assert letter.error == "http_500"
     assert json.loads(letter.payload or "{}")["channel_index"] == 1
@@ -245,3 +249,32 @@ def test_rule_changes_apply_live_and_a_restart_never_resends(
     assert isinstance(found, dict)
     assert found["s1"].sources == ["bbc.co.uk", "apnews.com"]
     assert found["s1"].status == "sent" and "s2" not in found
+
+
+def test_a_stalled_channel_does_not_hold_up_other_alerts(
+        kafka_settings: Settings, receiver: Receiver, worker: Worker) -> None:
+    receiver.hold["/stalled"] = threading.Event()
+    with RuleStore(kafka_settings) as store:
+        slow = store.save(Rule(name="slow", query="ceasefire",
+                               channels=(WebhookChannel(url=receiver.url + "/stalled"),)))
+        fast = store.save(Rule(name="fast", query="zanzibar",
+                               channels=(WebhookChannel(url=receiver.url + "/fast"),)))
+    worker.wait_rule(slow.id)
+    worker.wait_rule(fast.id)
+    try:
+        send_articles(kafka_settings, story("s1", "A ceasefire was agreed."),
+                      story("z1", "Zanzibar"))
+        worker.wait(lambda: receiver.hits("/stalled"), "the stalled delivery to start")
+        # the later article's alert arrives while the earlier one's webhook still hangs
+        worker.wait(lambda: receiver.hits("/fast"), "the other rule's alert")
+        # (waiting its turn, it would have timed out and been retried before this one)
+        assert len(receiver.hits("/stalled")) == 1 and not receiver.hold["/stalled"].is_set()
+    finally:
+        receiver.hold["/stalled"].set()
+
+    def sent() -> bool:
+        with RuleStore(kafka_settings) as store:
+            return [a.status for a in store.alerts(slow.id)] == ["sent"]
+
+    worker.wait(sent, "the stalled alert to complete once released")
+    assert len(receiver.hits("/stalled")) == 1

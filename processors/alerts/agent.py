@@ -66,11 +66,12 @@ class AlertService:
     rules: dict[str, Rule] = field(default_factory=dict)  # all, paused ones too
     raw_rules: dict[str, bytes] = field(default_factory=dict)
     synced: bool = False
-    # rules of one article decided and delivered side by side, at most this many at once
+    # deliveries in flight at once (background tasks); the decide agent waits beyond that
     limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
     tables: dict[str, Any] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)  # rules with alerts held in their outbox
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)  # background deliveries
 
     # ------------------------------------------------------------ rules
 
@@ -234,10 +235,18 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
                     await dead_letter(event, "exception", _short(exc), key=match.story_id)
                 continue
             sends, letters = _decide_all(service, match, dead_letter, event)
-            # deliveries (and any dead letters) run side by side; one rule's failure does
-            # not stop the others
-            await asyncio.gather(*letters, *(_deliver_safely(service, rule, note, dead_letter,
-                                                             event) for rule, note in sends))
+            if letters:
+                await asyncio.gather(*letters)
+            # Deliveries run in the background, so a slow or failing channel (retries with
+            # backoff take seconds) never holds up the decisions of the next articles; at
+            # most ``limit`` at once, then the agent waits. The task inherits this event's
+            # context, which is how it may still write the alert state to the table.
+            for rule, note in sends:
+                await service.limit.acquire()
+                task = asyncio.create_task(
+                    _deliver_safely(service, rule, note, dead_letter, event))
+                service.inflight.add(task)
+                task.add_done_callback(service.inflight.discard)
 
     @app.timer(interval=flush_interval, name="alert-flush")
     async def flush_due() -> None:
@@ -259,6 +268,9 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
 
     @app.on_before_shutdown.connect
     async def _close(app: faust.App, **_: Any) -> None:  # noqa: ARG001
+        if service.inflight:  # let deliveries under way finish (bounded: shutdown has ~7 s)
+            log.info("alert deliveries in flight at shutdown count=%d", len(service.inflight))
+            await asyncio.wait(set(service.inflight), timeout=5.0)
         await service.deliverer.aclose()
 
     service.topics["agents"] = (rule_changes, match_articles, decide_alerts)
@@ -304,12 +316,14 @@ def _decide_all(service: AlertService, match: MatchEvent, dead_letter: Any,
 
 async def _deliver_safely(service: AlertService, rule: Rule, note: Notification,
                           dead_letter: Any, event: faust.EventT) -> None:
-    async with service.limit:
-        try:
-            await _deliver(service, rule, note, dead_letter, event)
-        except Exception as exc:
-            log.exception("alert delivery bug rule=%s alert=%s", rule.id, note.id)
-            await dead_letter(event, "exception", _short(exc), key=note.id)
+    """A background delivery; the caller acquired ``service.limit`` for it."""
+    try:
+        await _deliver(service, rule, note, dead_letter, event)
+    except Exception as exc:
+        log.exception("alert delivery bug rule=%s alert=%s", rule.id, note.id)
+        await dead_letter(event, "exception", _short(exc), key=note.id)
+    finally:
+        service.limit.release()
 
 
 def _decide(service: AlertService, rule_id: str,
@@ -385,6 +399,11 @@ async def _redeliver(service: AlertService, rule: Rule | None, match: MatchEvent
     await _deliver(service, rule, note, dead_letter, event, only=index)
 
 
+def _fresh(service: AlertService, alert: Alert) -> Alert:
+    raw = service.tables["alerts"].get(alert.key.encode())
+    return Alert.from_bytes(raw) if raw else alert
+
+
 async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_letter: Any,
                    event: faust.EventT, only: int | None = None) -> None:
     targets = list(enumerate(rule.channels)) if only is None else [(only, rule.channels[only])]
@@ -394,7 +413,8 @@ async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_l
     if only is not None and len(base) == len(rule.channels):  # keep the other channels' results
         outcomes = [*base[:only], results[0], *base[only + 1:]]
     now = utcnow()
-    done = after_delivery(note.alerts, tuple(outcomes), now)
+    # the state as it is now: a copy of the story may have been folded in meanwhile
+    done = after_delivery(tuple(_fresh(service, a) for a in note.alerts), tuple(outcomes), now)
     for alert in done:
         service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
         if any(r.ok for r in results) and only is None:

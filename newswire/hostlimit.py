@@ -11,8 +11,10 @@ millisecond), holding per host:
 - **next_start**: the earliest time the next request to the host may start (``min_gap``), and a
   wider gap a host asked for in its robots.txt ``Crawl-delay``, until that answer goes stale.
 
-The limits are per node: processes on other machines (other k8s pods, other compose hosts)
-do not see this file. The file must be on a local disk (SQLite WAL does not work over NFS).
+The limits are per node: processes on other machines do not see this file, and neither do
+containers that do not mount it (``FetchSettings.host_limits_file`` names one file for every
+container of a node, on a shared local volume). The file must be on a local disk (SQLite WAL
+does not work over NFS).
 
 We wrote this instead of using pyrate-limiter: its SQLite bucket limits request *rates*, but has
 no notion of slots held while a request is in flight, nor of leases that expire.

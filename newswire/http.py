@@ -420,12 +420,13 @@ class Fetcher:
         """``allowed_networks`` (e.g. ``["10.1.2.0/24"]``) are exceptions to the address guard
         for closed networks; ``settings.allow_private_networks`` lifts the guard entirely.
         With ``data_dir`` (``Settings.data_dir``) and ``settings.share_host_limits``, per-host
-        limits are shared with every process on this node using the same data dir;
-        without it they hold within this Fetcher only."""
+        limits are shared with every process on this node using the same data dir (or the same
+        ``settings.host_limits_file``); without either they hold within this Fetcher only."""
         self.settings = settings
         self.limiter: HostLimiter | None = None
-        if data_dir is not None and settings.share_host_limits:
-            self.limiter = HostLimiter(limits_path(data_dir), lease_ttl=lease_ttl(settings.timeout))
+        path = settings.host_limits_file or (limits_path(data_dir) if data_dir else None)
+        if path is not None and settings.share_host_limits:
+            self.limiter = HostLimiter(path, lease_ttl=lease_ttl(settings.timeout))
         self.policy = AddressPolicy(
             settings.allow_private_networks,
             tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),

@@ -91,6 +91,10 @@ class FetchSettings(BaseModel):
         True, description="per-host limits shared by every process of this node using the same "
         "data dir (<data_dir>/hostlimits.sqlite); limits are per node, not cluster-wide"
     )
+    host_limits_file: Path | None = Field(
+        None, description="where the shared per-host limits live instead of the data dir: one "
+        "local volume mounted into every container of a node (not NFS)"
+    )
     obey_robots: bool = True
 
 

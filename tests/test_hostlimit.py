@@ -388,7 +388,7 @@ def test_an_unusable_limits_file_degrades_to_local_limits(
     assert failures >= 1
 
 
-def test_no_data_dir_or_sharing_off_means_process_local_limits(tmp_path: Path) -> None:
+def test_where_the_shared_limits_live(tmp_path: Path) -> None:
     from newswire.http import Fetcher
     from newswire.settings import FetchSettings
 
@@ -397,3 +397,7 @@ def test_no_data_dir_or_sharing_off_means_process_local_limits(tmp_path: Path) -
     shared = Fetcher(FetchSettings(), data_dir=tmp_path).limiter
     assert shared is not None and shared.path == tmp_path / "hostlimits.sqlite"
     assert not shared.path.exists()  # opened lazily, on the first request
+    # one file named for every container of a node (a shared local volume) wins over data_dir
+    named = Fetcher(FetchSettings(host_limits_file=tmp_path / "node" / "limits.sqlite"),
+                    data_dir=tmp_path).limiter
+    assert named is not None and named.path == tmp_path / "node" / "limits.sqlite"

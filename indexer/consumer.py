@@ -64,6 +64,7 @@ STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
 
 PAYLOAD_LIMIT = 20_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
+FETCH_WAIT_MS = 100  # a poll right after one that returned records waits this long for more
 HALTED = 3  # exit code: too many dead letters, stopped without committing
 
 Membership = Literal["auto", "assign", "group"]
@@ -285,18 +286,22 @@ class Indexer:
         batch: list[ConsumerRecord] = []
         deadline = 0.0
         pending: InFlight | None = None
+        flowing = False  # the last poll returned records
         try:
             while not self.stop.is_set():
                 self.assign_partitions()
                 room = self.options.batch_size - len(batch)
-                # A non-blocking poll and a short sleep when nothing came: a broker that
-                # answers fetches at once (noida does) makes a blocking poll spin a whole core;
-                # the sleep costs at most IDLE_WAIT of latency.
+                # Idle: a non-blocking poll and a short sleep when nothing came (a broker that
+                # answers empty fetches at once, as noida does, makes a blocking poll spin a
+                # whole core). Flowing: a blocking poll, which returns as soon as the fetch in
+                # flight lands (sleeping instead cost a third of the throughput).
                 joined = bool(self.consumer.assignment())  # joining needs blocking polls
-                polled = self.consumer.poll(timeout_ms=0 if joined else 200, max_records=room)
+                timeout = FETCH_WAIT_MS if flowing else 0 if joined else 200
+                polled = self.consumer.poll(timeout_ms=timeout, max_records=room)
+                flowing = bool(polled)
                 for records in polled.values():
                     batch.extend(records)
-                if joined and not polled:
+                if joined and not polled and not timeout:
                     self.stop.wait(IDLE_WAIT)
                 if batch and not deadline:
                     deadline = time.monotonic() + self.options.linger

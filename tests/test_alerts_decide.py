@@ -156,3 +156,37 @@ def test_each_story_is_sent_at_most_once_whatever_arrives(
         ids = [alert.first.id, *(r.id for r in alert.also_reported_by)]
         assert len(ids) == len(set(ids))  # a replayed copy is never added twice
         assert ids[0].startswith(story)
+
+
+@given(window=st.integers(min_value=1, max_value=86_400 * 2),
+       offsets=st.lists(st.floats(min_value=0, max_value=10 * 86_400, allow_nan=False),
+                        min_size=1, max_size=6))
+@settings(max_examples=150, deadline=None)
+def test_a_configured_digest_window_sends_nothing_early_and_everything_once(
+        window: int, offsets: list[float]) -> None:
+    """Whatever the window (operator setting), a digest is due at the end of the window the
+    first queued story fell in, never before, and each story goes out once."""
+    rule = make_rule(digest="hourly")
+    alerts: dict[str, Alert] = {}
+    box: Outbox | None = None
+    sent: list[str] = []
+    for i, offset in enumerate(sorted(offsets)):
+        now = T0 + timedelta(seconds=offset)
+        if box is not None and box.due is not None and now >= box.due:  # the timer's flush
+            flushed = on_flush(rule, box, alerts, box.due)
+            assert flushed.send is not None and flushed.send.kind == "digest"
+            sent += [a.story_id for a in flushed.send.alerts]
+            box = flushed.outbox
+        out = on_match(rule, match(rule, f"a{i}", f"s{i}", "x", ingested=now), None, box, now,
+                       {"hourly": window, "daily": 86_400})
+        assert out.reason == "queued" and out.send is None and out.outbox is not None
+        box = out.outbox
+        alerts.update({a.story_id: a for a in out.alerts})
+        assert box.due is not None and now < box.due <= now + timedelta(seconds=window)
+        assert box.due.timestamp() % window == 0  # windows are aligned, not sliding
+        assert on_flush(rule, box, alerts, now).send is None  # not before the window ends
+    assert box is not None and box.due is not None
+    final = on_flush(rule, box, alerts, box.due)
+    assert final.send is not None
+    sent += [a.story_id for a in final.send.alerts]
+    assert sorted(sent) == sorted(f"s{i}" for i in range(len(offsets)))

@@ -117,7 +117,8 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
     ``alert_settings`` (secrets, digest windows, timer intervals) and ``smtp`` are read from
     the environment here when not given: the processor worker calls ``install(app, settings)``.
     """
-    conf = alert_settings or AlertSettings()
+    # the lead may nest AlertSettings in Settings (``settings.alerts``); until then, env
+    conf = alert_settings or getattr(settings, "alerts", None) or AlertSettings()
     flush_interval = flush_interval or conf.flush_interval
     sync_interval = sync_interval or conf.sync_interval
     deliverer = Deliverer(smtp or SmtpSettings(), policy or RetryPolicy(), settings=conf)

@@ -183,7 +183,12 @@ class PageFacts:
     canonical: str | None = None
     lang: str | None = None
     paywall_markup: bool = False
+    gated_selectors: list[str] = field(default_factory=list)  # hasPart not free: cssSelector
+    gated_part: bool = False  # such a part is in the page but empty: its text is withheld
     liveblog_markup: bool = False
+    live_title: bool = False  # the title or URL says "live", "as it happened", "Liveticker"...
+    timestamps: int = 0  # <time> elements: a live blog stamps every update
+    consent_buttons: int = 0  # buttons saying accept/agree: a consent dialog
     scripts: int = 0
     visible_chars: int = 0
 
@@ -192,6 +197,10 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def _is_false(value: Any) -> bool:
+    return value is not None and str(value).strip().lower() in ("false", "0", "no")
 
 
 def _walk_ld(obj: Any, facts: PageFacts, depth: int = 0) -> None:
@@ -214,6 +223,11 @@ def _walk_ld(obj: Any, facts: PageFacts, depth: int = 0) -> None:
                 headline = update.get("headline")
                 headline = headline if isinstance(headline, str) else ""
                 facts.updates.append(f"{headline}\n{update['articleBody']}".strip())
+        for part in _as_list(obj.get("hasPart"))[:20]:
+            if isinstance(part, dict) and _is_false(part.get("isAccessibleForFree")):
+                selector = part.get("cssSelector")
+                if isinstance(selector, str):
+                    facts.gated_selectors.append(selector)
         free = obj.get("isAccessibleForFree")
         if free is not None and facts.free is not False:
             facts.free = str(free).strip().lower() not in ("false", "0", "no")
@@ -242,7 +256,39 @@ _MARKER_BYTES = (b"aywall", b"piano-", b"ubscriber-only", b"remium-content", b"e
                  b"iveBlog", b"ive-Blog")
 
 
-def _page_facts(tree: Any, markup: bytes = b"") -> PageFacts:
+# Titles and URLs of live pages, in the languages of the sources we poll.
+_LIVE_TITLE = re.compile(
+    r"\blive\b(?!\s+(?:music|concert|show|stream|tv|album|review|performance))|"
+    r"as it happened|\bliveticker|\bticker\b|en direct|in diretta|en vivo|ao vivo|"
+    r"на живо|онлайн-трансляция|[/-]live[/-]", re.I)
+_CONSENT_BUTTON = re.compile(
+    r"\baccept|\bagree|\bconsent|i'?m happy|\ballow all|akzeptieren|zustimmen|einverstanden|"
+    r"accepter|j'accepte|accetta|acconsento|aceptar|acepto|aceitar|accepteren|akceptuj|"
+    r"godkänn|hyväksy", re.I)
+
+
+_SIMPLE_SELECTOR = re.compile(r"^\s*([a-z][a-z0-9]*)?([.#])([\w-]+)\s*$", re.I)
+
+
+def _withheld(tree: Any, selector: str) -> bool:
+    """The paywalled part the publisher names (schema.org hasPart cssSelector) is in the
+    page with (almost) no text: readers and we get only what precedes it. When the part
+    holds the text (hidden from readers by CSS, shown to crawlers), nothing is withheld
+    from us. Simple selectors only (".cls", "#id", "div.cls"), as publishers write them."""
+    for one in selector.split(",")[:5]:
+        match = _SIMPLE_SELECTOR.match(one)
+        if not match:
+            continue
+        tag, kind, name = match.group(1) or "*", match.group(2), match.group(3)
+        test = (f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+                if kind == "." else f"@id='{name}'")
+        nodes = tree.xpath(f"//body//{tag}[{test}]")
+        if nodes and all(len(n.text_content().split()) < 20 for n in nodes):
+            return True
+    return False
+
+
+def _page_facts(tree: Any, markup: bytes = b"", url: str = "") -> PageFacts:
     facts = PageFacts()
     for script in tree.iterfind(".//script"):
         facts.scripts += 1
@@ -289,6 +335,17 @@ def _page_facts(tree: Any, markup: bytes = b"") -> PageFacts:
     # update-like elements counts (a "live" badge on a related link does not).
     facts.liveblog_markup = (facts.liveblog_markup or "liveblogposting" in facts.types
                              or sum(m in _LIVEBLOG_MARKERS for m in found) >= 5)
+    facts.gated_part = any(_withheld(tree, sel) for sel in facts.gated_selectors[:5])
+    title = tree.find(".//head/title")
+    facts.live_title = bool(_LIVE_TITLE.search(" ".join((
+        metas.get("og:title", ""), title.text_content() if title is not None else "",
+        url))))
+    if facts.live_title:
+        facts.timestamps = sum(1 for _ in tree.iter("time"))
+    facts.consent_buttons = sum(
+        1 for node in tree.xpath("//button|//*[@role='button']|//input[@type='button' or "
+                                 "@type='submit']")
+        if _CONSENT_BUTTON.search((node.text_content() or node.get("value") or "")[:80]))
     return facts
 
 
@@ -297,7 +354,19 @@ def _page_facts(tree: Any, markup: bytes = b"") -> PageFacts:
 _WORD = re.compile(r"\w+")
 _COOKIE = re.compile(
     r"\bcookies?\b|\bconsent\b|accept all|manage (your )?(privacy|preferences)|"
-    r"privacy settings|we value your privacy|\bGDPR\b", re.I)
+    r"privacy settings|we value your privacy|\bGDPR\b|personali[sz]ed (ads|advertising)|"
+    r"\b(we|nous|wir) (and|et|und) (our|nos|unsere) partner|datenschutz|einwilligung|"
+    r"alle akzeptieren|consentement|vos choix|\bconsenso\b|informativa|privacidad", re.I)
+# What a paywall or registration wall tells readers, in the languages of our sources. Only
+# looked for on pages that gave little text (a full story with a subscribe box is a story).
+_PAYWALL_TEXT = re.compile(
+    r"subscribers? only|exclusive(ly)? (to|for) subscribers|available (only )?to (members|"
+    r"subscribers)|subscribe (now |today )?to (continue|read|keep reading|unlock)|"
+    r"to continue reading|continue reading with (a|your) subscription|reached your (monthly )?"
+    r"(limit|maximum)|free articles? (this|per|a) month|register (for free |now )?to "
+    r"(continue|read)|nur für abonnenten|weiterlesen mit \w*\s?(plus|abo)|réservé aux "
+    r"abonnés|abonnez-vous pour (lire|continuer)|riservato agli abbonati|(solo|exclusivo) "
+    r"para suscriptores|exclusivo para assinantes", re.I)
 _JS_REQUIRED = re.compile(
     r"enable javascript|javascript (is )?(required|disabled)|turn on javascript|"
     r"browser (does not|doesn't) support javascript", re.I)
@@ -658,6 +727,23 @@ def _hidden_xpath() -> Any:
 _HIDDEN = _hidden_xpath()
 
 
+def _cookie_wall(tree: Any, facts: PageFacts, body: str, visible: str, words: int) -> bool:
+    """A consent dialog instead of the story: consent controls on the page, and consent
+    language in what was extracted (or, when almost nothing was, in what is left of the
+    page). A short story about cookies has no accept button; a full story with a cookie
+    banner is long."""
+    if len(_COOKIE.findall(body)) < 2 and not (
+            words < MIN_WORDS and len(_COOKIE.findall(visible)) >= 2):
+        return False
+    if facts.consent_buttons:
+        return True
+    # Controls built from links or plain elements: a short text that is only "Accept all".
+    return any(len(text) <= 40 and _CONSENT_BUTTON.search(text)
+               for text in (" ".join(n.text_content().split())
+                            for n in tree.iter("a", "p", "span", "div", "li")
+                            if len(n.text_content()) <= 60))
+
+
 def _paywalled(facts: PageFacts, words: int) -> bool:
     """A teaser: paywall markup in the page, or the publisher says the article is not free
     and states a body (JSON-LD) much longer than what readers get."""
@@ -720,7 +806,9 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     # A str was ours already; bytes get their charset from header, markup or sniffing.
     data, _encoding = to_utf8(raw, "text/html; charset=utf-8" if isinstance(html, str)
                               else content_type)
-    guarded = guard_markup(data)  # on the decoded page: UTF-16 markup hides from byte scans
+    # On the decoded page (UTF-16 markup hides from byte scans); long values only matter to
+    # _shrink, and emptying them here would flag ordinary pages with big data-* blobs.
+    guarded = guard_markup(data, long_values=False)
     data = guarded.data
     flags.extend(guarded.repairs)
     tree, too_deep = _parse_checked(data)
@@ -736,7 +824,7 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
             return _fallback(*fallback_args, "too_complex", f"{elements} elements", tuple(flags))
     if tree is None:
         return _fallback(*fallback_args, "no_text", "not parseable as HTML", tuple(flags))
-    facts = _page_facts(tree, raw)
+    facts = _page_facts(tree, raw, url)
     _strip_code(tree)  # before the metadata pass too: its author search copies the tree
     meta = _metadata(tree, url, need_date=not facts.published and feed_published is None)
     _drop_unwanted(tree)
@@ -749,17 +837,21 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     words = _size(body)
     title = meta.title or feed_title
 
-    if facts.liveblog_markup:
+    # Live: structured data or many update elements, or a live title with many timestamps.
+    if facts.liveblog_markup or (facts.live_title and facts.timestamps >= 5):
         flags.append("liveblog_index")
-    if words < TEASER_WORDS and _paywalled(facts, words):
+    # What is left of the page after extraction (navigation, asides, footers are gone):
+    # where the wall's own message is, when the extractor kept only the teaser.
+    visible = tree.text_content() or "" if words < TEASER_WORDS else ""
+    if words < TEASER_WORDS and (_paywalled(facts, words) or facts.gated_part
+                                 or _PAYWALL_TEXT.search(visible)):
         flags.append("paywall")
     elif _note == "ld_body" and facts.free is False:
         flags.append("paywall")  # readers see a teaser; the full text came from the JSON-LD
-    if words < TEASER_WORDS and len(_COOKIE.findall(body)) >= 2:
+    if words < TEASER_WORDS and _cookie_wall(tree, facts, body, visible, words):
         flags.append("cookie_wall")
 
     if words == 0:
-        visible = (tree.text_content() if hasattr(tree, "text_content") else "") or ""
         if facts.scripts and (_size(visible) < 300 or _JS_REQUIRED.search(visible)):
             return _fallback(*fallback_args, "javascript_shell",
                              f"{facts.scripts} scripts, no text", tuple(flags))
@@ -777,8 +869,8 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
             flags.append("summary_fallback")
         else:
             flags.append("short_text")
-    elif "paywall" in flags and words < TEASER_WORDS:
-        partial = True
+    elif "paywall" in flags and words < TEASER_WORDS and _note != "ld_body":
+        partial = True  # (the publisher's stated body is the story, not a teaser)
 
     canonical = _absolute_http(facts.canonical, url) or _absolute_http(meta.url, url)
     return CleanArticle(

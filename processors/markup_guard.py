@@ -48,15 +48,15 @@ class Guarded:
     repairs: tuple[str, ...] = ()  # flags naming what was cut, for counting
 
 
-def guard_markup(raw: bytes) -> Guarded:
-    """Trim tags with absurd attribute lists and huge attribute values and collapse long runs
-    of identical empty elements. Returns the page unchanged (same object) when none is found."""
+def guard_markup(raw: bytes, long_values: bool = True) -> Guarded:
+    """Trim tags with absurd attribute lists and (with ``long_values``) empty huge attribute
+    values. Returns the page unchanged (same object) when there is neither."""
     repairs = []
     if _MANY_ATTRS.search(raw):
         raw, n = _outside_code(_MANY_ATTRS, lambda m: m.group(1), raw)
         if n:
             repairs.append("attributes_trimmed")
-    if len(raw) > MAX_VALUE_BYTES and _LONG_VALUE.search(raw):
+    if long_values and len(raw) > MAX_VALUE_BYTES and _LONG_VALUE.search(raw):
         raw, n = _outside_code(_LONG_VALUE, lambda m: b'=""', raw)
         if n:
             repairs.append("long_values_emptied")

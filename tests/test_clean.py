@@ -440,3 +440,28 @@ def test_extract_record_never_raises() -> None:
     assert "error" in extract_record({})
     assert "error" in extract_record({"id": 1, "url": 5, "html": None})
     assert "error" in extract_record({"id": 1, "url": URL, "html": "\x00\x01"})
+
+
+# ------------------------------------------------------------------ flags on the labelled set
+
+def _flag_pages() -> list:  # type: ignore[type-arg]
+    from tests.flag_pages import labelled_pages
+
+    return labelled_pages()
+
+
+@pytest.mark.parametrize("page", _flag_pages(), ids=lambda p: p.name)
+def test_labelled_pages_get_exactly_their_flags(page) -> None:  # type: ignore[no-untyped-def]
+    """tests/flag_pages.py: paywall teasers, cookie walls, live blogs and partial pages are
+    flagged, and normal articles (incl. a brief about cookies, a story with a subscribe box
+    or a "live" badge) are not. bench/flags_eval.py reports precision/recall on the same set
+    plus the real fundus pages."""
+    from tests.flag_pages import FLAGS
+
+    result = clean(page.html.encode(), page.url, content_type="text/html",
+                   feed_summary=page.feed_summary, feed_title=page.feed_title)
+    got = {"partial"} if isinstance(result, Rejected) else (
+        set(result.flags) | ({"partial"} if result.partial else set()))
+    assert got & set(FLAGS) == set(page.labels)
+    if isinstance(result, CleanArticle) and "paywall" in page.labels and result.partial:
+        assert len(result.text.split()) < 250  # a teaser, not indexed as a full story

@@ -66,8 +66,9 @@ class FeedWorld:
     def __init__(self, pages: Sequence[bytes], articles: int, feeds: int, *, rate: float = 0.0,
                  latency: float = 0.0, window: int | None = None,
                  hostile: Sequence[str] = (), hostile_host: str = "127.0.0.1",
-                 host: str = "127.0.0.1") -> None:
-        """``hostile``: paths from HOSTILE_PATHS added as extra items to feed 0."""
+                 host: str = "127.0.0.1", held: bool = False) -> None:
+        """``hostile``: paths from HOSTILE_PATHS added as extra items to feed 0.
+        ``held``: feeds stay empty until ``release()`` (e.g. until a pipeline is warm)."""
         self.pages, self.n, self.feeds = list(pages), articles, feeds
         self.rate, self.latency, self.window = rate, latency, window
         self.hostile, self.host, self.hostile_host = list(hostile), host, hostile_host
@@ -76,6 +77,7 @@ class FeedWorld:
         self.first_served: dict[int, float] = {}
         self.base = self.hostile_base = ""
         self._start = time.monotonic()
+        self._held = held
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -85,9 +87,16 @@ class FeedWorld:
 
     def revealed(self) -> int:
         """How many articles are visible in feeds right now."""
+        if self._held:
+            return 0
         if self.rate <= 0:
             return self.n
         return min(self.n, int((time.monotonic() - self._start) * self.rate) + 1)
+
+    def release(self) -> None:
+        """Start revealing items now (a held world's clock starts here)."""
+        self._start = time.monotonic()
+        self._held = False
 
     def url(self, i: int) -> str:
         return f"{self.base}/a/{i}"
@@ -227,7 +236,8 @@ class FeedWorld:
             self._loop.run_until_complete(other.start())
             hport = other._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             self.hostile_base = f"http://{self.hostile_host}:{hport}"
-        self._start = time.monotonic()
+        if not self._held:
+            self._start = time.monotonic()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         return self

@@ -77,6 +77,10 @@ class Processor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         workers = settings.process.workers or os.cpu_count() or 1
+        if settings.log_level.upper() != "DEBUG":
+            # trafilatura warns about every odd link or attribute in a page's markup
+            # (hundreds of lines per hour, formatted in the pool); the pool inherits this.
+            logging.getLogger("trafilatura").setLevel(logging.ERROR)
         # Compile the tagger once, here, before the pool forks: its processes inherit it
         # instead of each spending seconds of CPU on the same compile.
         init_worker(str(settings.taxonomy_file) if settings.taxonomy_file else None)
@@ -91,7 +95,9 @@ class Processor:
             self.pool.submit(int)
         state = settings.data_dir / "processors"
         state.mkdir(parents=True, exist_ok=True)
-        self.pages = PageStore(state / "pages.sqlite")
+        # zlib level 1: 2.5x less CPU than the default 6 for ~17% more bytes (measured on
+        # the extraction-dev pages: 1.6 vs 4.0 ms per page, ratio 4.7 vs 5.7).
+        self.pages = PageStore(state / "pages.sqlite", level=1)
         self.stories = StoryIndex(state / "stories.sqlite")
         self._fetcher: Fetcher | None = None
 
@@ -254,6 +260,7 @@ def run_worker(settings: Settings) -> int:
     app = build_app(settings, processor)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
                           redirect_stdouts=False, override_logging=False)
+    worker.spinner = None  # a log file is no terminal: no spinner escapes in it
 
     @app.on_before_shutdown.connect
     async def _close(app: faust.App, **_: Any) -> None:  # noqa: ARG001

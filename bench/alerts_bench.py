@@ -217,6 +217,8 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
                                     "--output", str(profile)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         cpu0 = _cpu_seconds(proc.pid)
+        broker_pid = server.proc.pid if server.proc is not None else None
+        broker0 = _cpu_seconds(broker_pid) if broker_pid else 0.0
         started = time.time()
         for i in range(n_articles):
             send(producer, settings, f"lat-{i}", "Zanzibar", rng, texts)
@@ -227,6 +229,7 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
                 < n_articles:
             time.sleep(0.1)
         worker_cpu = _cpu_seconds(proc.pid) - cpu0
+        broker_cpu = _cpu_seconds(broker_pid) - broker0 if broker_pid else float("nan")
         wall = time.time() - started
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -253,6 +256,7 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
                                        3) if decided else None,
             "worker_cpu_s": round(worker_cpu, 2), "wall_s": round(wall, 1),
             "worker_cpu_share_of_one_core": round(worker_cpu / wall, 2),
+            "broker_cpu_s": round(broker_cpu, 2),
         }
     finally:
         if proc is not None:

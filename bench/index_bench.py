@@ -147,6 +147,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                                     str(tmp / "profile.txt")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first_commit: tuple[float, int] | None = None
+        cpu_at_first = 0.0
+        watched = psutil.Process(proc.pid)
         left = args.articles
         while left:
             if proc.poll() is not None:
@@ -155,6 +157,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             left = lag()
             if first_commit is None and left < args.articles:
                 first_commit = (time.perf_counter(), left)
+                cpu_at_first = sum(watched.cpu_times()[:2])
             time.sleep(0.1)
         done = time.perf_counter()
         indexer = psutil.Process(proc.pid)
@@ -178,7 +181,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         print(f"  whole run (process start -> all committed): {wall:.1f}s, "
               f"{args.articles / wall:,.0f} articles/s wall")
         print(f"  drain (first commit -> last, {drained} articles): {drain:.1f}s, "
-              f"{drained / drain:,.0f} articles/s wall")
+              f"{drained / drain:,.0f} articles/s wall, "
+              f"{drained / (cpu - cpu_at_first):,.0f} articles per CPU-second")
         print(f"  indexer CPU {cpu:.1f}s: {args.articles / cpu:,.0f} articles per CPU-second "
               "(all threads; imports and start-up included)")
         print(f"  idle afterwards: {100 * idle_share:.1f}% of a core over {args.idle:.0f}s "

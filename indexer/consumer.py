@@ -61,6 +61,8 @@ BULK_SECONDS = Histogram("newswire_indexer_bulk_seconds", "Time of one store.ups
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
                      "Upsert attempts that found the store unreachable")
+HALTS = Counter("newswire_indexer_halts_total",
+                "Stops because too many records would have been dead-lettered")
 
 PAYLOAD_LIMIT = 20_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
@@ -95,7 +97,7 @@ def resolve_membership(membership: Membership, uses_elasticsearch: bool) -> Lite
 
 @dataclass
 class DeadLetterLimit:
-    """Halts a stage when too large a share of its recent records is dead-lettered (pure).
+    """Halts a stage when too large a share of its recent records is dead-lettered (no I/O).
 
     The share is over the last ``window`` records (whole batches: the oldest batch is dropped
     while the rest still covers the window), and only once ``min_records`` were seen, so a
@@ -123,7 +125,7 @@ class DeadLetterLimit:
         return None
 
 
-def short_reason(exc: BaseException, limit: int = 200) -> str:
+def short_reason(exc: BaseException, limit: int = 300) -> str:
     """One line for the log: the exception's type and the start of its message."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
@@ -375,6 +377,7 @@ class Indexer:
             log.error("indexer halted: too many dead letters stage=index %s reasons=%s "
                       "first_error=%r", halt, ",".join(reasons),
                       (dead[0].error or "")[:200] if dead else "")
+            HALTS.inc()
             self.halted = halt
             self.stop.set()
             return False

@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from indexer.consumer import (
     HALTED,
+    HALTS,
     STORE_DOWN,
     TransportNoise,
     DeadLetterLimit,
@@ -207,7 +208,7 @@ def test_transport_retries_log_one_line_without_traceback() -> None:
     assert record.getMessage() == ("Retrying request after failure (attempt 1 of 3) "
                                    "error='ConnectionError: Connection refused at somewhere deep'")
     assert not TransportNoise(lambda: True).filter(record)  # the store is known to be down
-    assert short_reason(ValueError("x" * 500)) == "ValueError: " + "x" * 200
+    assert short_reason(ValueError("x" * 500)) == "ValueError: " + "x" * 300
     assert short_reason(TimeoutError()) == "TimeoutError"
 
 
@@ -400,8 +401,9 @@ def test_halts_instead_of_dead_lettering_everything(kafka_settings: Settings) ->
     strict = IndexerOptions(batch_size=50, linger=0.2, dead_letter_max_share=0.5,
                             dead_letter_window=100, dead_letter_min_records=60)
     stop = threading.Event()
+    halts = HALTS._value.get()
     assert run_indexer(kafka_settings, stop, options=strict) == HALTED
-    assert stop.is_set()
+    assert stop.is_set() and HALTS._value.get() == halts + 1
     held = lag(kafka_settings)
     letters = dead_letters(kafka_settings, 150)
     assert held > 0 and len(letters) < 150

@@ -139,3 +139,18 @@ def test_index_service_killed_9_is_replaced_by_a_new_one(kafka_settings: Setting
                 proc.wait(5)
     assert "membership=assign" in (logs / "second.log").read_text()
     assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 30
+
+
+@pytest.mark.integration
+def test_index_service_halts_with_exit_code_3_on_a_flood_of_garbage(
+        kafka_settings: Settings) -> None:
+    from tests.test_indexer import produce
+
+    produce(kafka_settings, [(f"bad-{i}".encode(), b"\x00garbage") for i in range(300)])
+    env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_LOG_LEVEL": "INFO"}
+    proc = subprocess.run([NEWSWIRE, "index"], env=env, capture_output=True, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err[-2000:]
+    assert "indexer halted: too many dead letters stage=index" in err
+    assert "reasons=bad_record" in err
+    assert lag(kafka_settings) > 0  # the batch that crossed the limit is still there

@@ -60,6 +60,17 @@ def test_cli_create_list_show_pause_resume_delete(kafka_settings: Settings,
     assert json.loads(out)["rule"]["paused"] is True
     assert cli(kafka_settings, "resume", rid)[0] == 0
 
+    # which named secrets do the rules need, and does this environment set them?
+    env = {**child_env(kafka_settings), "NEWSWIRE_ALERTS__SECRETS__OPS": "x-hush-9"}
+    result = CliRunner().invoke(main, ["alerts", "secrets", "--json"], env=env)
+    assert result.exit_code == 1  # slack_desk is missing
+    report = json.loads(result.stdout)
+    assert report["missing"] == ["slack_desk"] and report["secrets"]["ops"]["set"] is True
+    assert report["secrets"]["ops"]["rules"] == [rid] and "x-hush-9" not in result.output
+    env["NEWSWIRE_ALERTS__SECRETS__SLACK_DESK"] = "https://hooks.example/services/T/B/x"
+    result = CliRunner().invoke(main, ["alerts", "secrets"], env=env)
+    assert result.exit_code == 0 and "hooks.example" not in result.output, result.output
+
     article = tmp_path / "a.json"
     tagged = Article(id="x", url="https://x.org/1", text=seed_story,
                      conflicts=(ConflictTag(id="us-iran-proxy", name="x", score=1.0),))

@@ -239,6 +239,35 @@ def test(ctx: click.Context, article: Any, rule_ref: str | None, query: str | No
     sys.exit(0 if hit else 1)
 
 
+@alerts.command(help="Which secrets do the rules name, and does this environment set them? "
+                     "(NEWSWIRE_ALERTS__SECRETS__<NAME>; values are never shown.) Run it where "
+                     "the processor runs. Exit status 1 = a required secret is missing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def secrets(ctx: click.Context, as_json: bool) -> None:
+    known = load_alert_settings()
+    with _store(ctx) as store:
+        rules = store.all_rules()
+    users: dict[str, list[str]] = {}
+    for rule in rules:
+        for name in rule.secret_names():
+            users.setdefault(name, []).append(rule.id)
+    # 'default' is optional: without it, webhooks that name no secret go out unsigned
+    report = {name: {"set": known.secret(name) is not None, "rules": ids,
+                     "required": name != "default"} for name, ids in sorted(users.items())}
+    missing = [n for n, r in report.items() if r["required"] and not r["set"]]
+    if as_json:
+        click.echo(json.dumps({"secrets": report, "missing": missing}))
+    else:
+        for name, r in report.items():
+            state = "set" if r["set"] else ("MISSING" if r["required"] else "unset (unsigned)")
+            click.echo(f"{name:<24} {state:<16} NEWSWIRE_ALERTS__SECRETS__{name.upper()}  "
+                       f"rules: {', '.join(r['rules'])}")
+        if not report:
+            click.echo("no rule names a secret")
+    sys.exit(1 if missing else 0)
+
+
 def _validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 

@@ -195,6 +195,20 @@ class Rule(Record):
                 if (isinstance(c, WebhookChannel) and c.secret is not None)
                 or (isinstance(c, SlackChannel) and c.url is not None)]
 
+    def secret_names(self) -> list[str]:
+        """Names of the settings secrets this rule's channels need (``default`` included when
+        a webhook names none: it signs with that one if set)."""
+        names: list[str] = []
+        for c in self.channels:
+            name = None
+            if isinstance(c, WebhookChannel) and c.secret is None:
+                name = c.secret_name or "default"
+            elif isinstance(c, SlackChannel) and c.url is None:
+                name = c.url_secret
+            if name and name.lower() not in names:
+                names.append(name.lower())
+        return names
+
     def public(self) -> dict[str, Any]:
         """JSON-ready view for the API/CLI: secrets masked."""
         return self.model_dump(mode="json")

@@ -559,13 +559,16 @@ class Tagger:
                     sides_hit[cid].add(side)
 
         conflict_raw: dict[str, float] = {}
+        home_only: set[str] = set()
         for cid, items in ev.items():
             # a conflict must be anchored: a name or place of its own, a country where it is
             # fought, or an actor that belongs to it alone; shared actors alone do not count
             anchored = strong[cid] or len(sides_hit.get(cid, ())) >= 2 or any(
                 lbl.startswith("country:") or self._actor_own(cid, lbl) for lbl in items)
             if not anchored:
-                continue
+                if not any(self._actor_home(cid, lbl) for lbl in items):
+                    continue
+                home_only.add(cid)  # names the war, but does not by itself say "war story"
             total = sum(_accumulate(f) * ev_w[(cid, label)] for label, f in items.items())
             n_sides = len(self.conflict_sides.get(cid) or ())
             hit_sides = len(sides_hit.get(cid, ()))
@@ -594,7 +597,7 @@ class Tagger:
         v = sum(_accumulate(f) * vocab_w[k] for k, f in vocab.items())
         v += sum(_accumulate(f) for f in armed.values())  # armed groups are conflict words too
         n = sum(_accumulate(f) * neg_w[k] for k, f in neg.items())
-        top_conflict = max(conflict_raw.values(), default=0.0)
+        top_conflict = max((r for cid, r in conflict_raw.items() if cid not in home_only), default=0.0)
         # violent sub-types say "conflict" in full; strategic ones (a ceasefire, an interception)
         # at half weight; arrests, protests and riots not at all (they happen in peacetime)
         def _conflictness(sid: str) -> float:
@@ -686,13 +689,17 @@ class Tagger:
         return {cid for cc in country_ev for cid in self.country_conflicts.get(cc, ())}
 
     def _actor_own(self, cid: str, label: str) -> bool:
-        """An actor anchors a conflict it belongs to alone, or the first conflict that lists
-        it (its main war in taxonomy order: "Hamas agrees to a truce" is the Gaza war)."""
         aid = self._actor_ids.get(label)
-        if aid is None:
+        return aid is not None and self.actor_share.get(aid, 0) == 1
+
+    def _actor_home(self, cid: str, label: str) -> bool:
+        """An armed group shared by several wars still has a main one, the first that lists it
+        ("Hamas agrees to a truce" is the Gaza war); a state's forces fight many wars."""
+        aid = self._actor_ids.get(label)
+        if aid is None or self._actor_violence.get(aid, 0.0) < 2.0:
             return False
         home = self.actor_conflicts.get(aid)
-        return self.actor_share.get(aid, 0) == 1 or bool(home) and home[0][0] == cid
+        return bool(home) and home[0][0] == cid
 
     def _looks_like_place(self, doc: str, norm: str, h: _Hit, orig: Any) -> bool:
         """Reject person names ("Austin said", "Secretary Austin") and lower-case words."""

@@ -100,7 +100,7 @@ def create_rule(request: Request, body: RuleIn) -> dict[str, Any]:
     try:
         rule = Rule(**{**body.model_dump(exclude={"channels"}), "channels": tuple(body.channels)})
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False)) from None
+        raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
     with _store(request) as store:
         _call(store.save, rule)
     return {"rule": rule.public()}

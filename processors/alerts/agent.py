@@ -10,8 +10,13 @@ Flow (every arrow a Kafka topic, every state a changelog-backed table):
   which has ONE partition, so all alert state lives in one place (the alerts table);
 - ``alert-matches`` -> ``alert-decide`` agent: ``decide.on_match``/``on_flush`` (pure) against
   the alert state table (key ``rule|story``, changelog = the compacted alerts topic) and the
-  per-rule outbox table; delivery through ``channels.Deliverer``; a channel that still fails
-  after its retries goes to the alert dead-letter topic, the other channels are unaffected.
+  per-rule outbox table, every rule of a match in one synchronous pass; then delivery
+  through ``channels.Deliverer`` in bounded background tasks (a slow channel never delays
+  the next article's alerts); a channel that still fails after its retries goes to the
+  alert dead-letter topic, the other channels are unaffected.
+
+Secrets (webhook keys, Slack URLs) are looked up by name in ``AlertSettings`` at delivery;
+rules, topics and logs carry only the names.
 
 Faust acks an event whose agent raised and never retries it, so each agent catches
 everything per event, dead-letters it with the reason, and moves on.

@@ -141,9 +141,13 @@ class StateStore:
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(_SCHEMA)
 
+    @staticmethod
+    def path_for(settings: Settings) -> Path:
+        return settings.data_dir / "ingest" / "state.sqlite3"
+
     @classmethod
     def open(cls, settings: Settings) -> StateStore:
-        return cls(settings.data_dir / "ingest" / "state.sqlite3")
+        return cls(cls.path_for(settings))
 
     def close(self) -> None:
         self.db.close()
@@ -277,4 +281,31 @@ class StateStore:
 
     def seen_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
+
+    def summary(self, now: float, window: float = 900.0) -> dict[str, object]:
+        """Feed health and intake at a glance (``newswire status``).
+
+        A feed is ``new`` until its first poll, ``failing`` while its last polls failed,
+        ``unhealthy`` once it failed for days, else ``ok``. ``new_entries`` counts entries
+        first seen within ``window`` seconds (updates of known entries are not new).
+        """
+        row = self.db.execute(
+            "SELECT COUNT(*), "
+            "SUM(polls=0), SUM(polls>0 AND error_count=0 AND NOT unhealthy), "
+            "SUM(error_count>0 AND NOT unhealthy), SUM(unhealthy), "
+            "MAX(last_poll), MAX(last_success), SUM(polls), SUM(not_modified), "
+            "SUM(entries_published), SUM(entries_rejected), MIN(CASE WHEN next_poll>0 THEN next_poll END) "
+            "FROM feeds").fetchone()
+        total, new, ok, failing, unhealthy, last_poll, last_success, polls, not_modified, \
+            published, rejected, next_poll = row
+        recent = self.db.execute("SELECT COUNT(*) FROM seen WHERE first_seen>=?",
+                                 (now - window,)).fetchone()[0]
+        return {
+            "feeds": int(total or 0), "new": int(new or 0), "ok": int(ok or 0),
+            "failing": int(failing or 0), "unhealthy": int(unhealthy or 0),
+            "last_poll": last_poll, "last_success": last_success, "next_poll": next_poll,
+            "not_modified_share": round(not_modified / polls, 3) if polls else None,
+            "entries_published": int(published or 0), "entries_rejected": int(rejected or 0),
+            "new_entries": int(recent), "window_s": window,
+        }
 

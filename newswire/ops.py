@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from kafka.errors import KafkaError
 from newswire.settings import Settings
 
 DLQ_STAGES = ("poll", "process", "index", "alert")
+RATE_WINDOW = 900.0  # seconds: "per minute" figures are averaged over the last 15 minutes
+# A status look should fail in seconds, not after kafka-python's 30 s bootstrap default.
+BOOTSTRAP_TIMEOUT_MS = 8000
 
 
 def stage_groups(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -22,6 +26,8 @@ def stage_groups(settings: Settings) -> dict[str, tuple[str, str]]:
     return {
         "processor": (f"{prefix}-processor", settings.topic("entries")),
         "indexer": (f"{prefix}-indexer", settings.topic("articles")),
+        # The alert agents run on the processor's Faust app, so they share its group.
+        "alerts": (f"{prefix}-processor", settings.topic("articles")),
     }
 
 
@@ -37,11 +43,29 @@ def _begin_offsets(consumer: KafkaConsumer, topic: str) -> dict[TopicPartition, 
     return consumer.beginning_offsets(tps) if tps else {}
 
 
-def pipeline_status(settings: Settings) -> dict[str, Any]:
-    """Messages per topic, consumer lag per stage and dead letters per stage."""
+def _recent(consumer: KafkaConsumer, ends: dict[TopicPartition, int], since: float) -> int | None:
+    """Messages appended to these partitions since ``since`` (epoch s), by their timestamps;
+    None when the broker cannot say."""
+    if not ends:
+        return 0
+    try:
+        found = consumer.offsets_for_times({tp: int(since * 1000) for tp in ends})
+    except (KafkaError, ValueError):
+        return None
+    # No message at or after the time: nothing recent in that partition.
+    return sum(end - (found[tp].offset if found.get(tp) is not None else end)
+               for tp, end in ends.items())
+
+
+def pipeline_status(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """Messages per topic, consumer lag and recent rate per stage, dead letters per stage."""
+    now = time.time() if now is None else now
     cfg = settings.kafka.client_config()
-    admin = KafkaAdminClient(client_id="newswire-status", **cfg)
-    consumer = KafkaConsumer(client_id="newswire-status", **cfg)
+    admin = KafkaAdminClient(client_id="newswire-status", bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                             **cfg)
+    # No group: this consumer only asks for offsets (and would warn about auto-commit).
+    consumer = KafkaConsumer(client_id="newswire-status", enable_auto_commit=False,
+                             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, **cfg)
     try:
         stages: dict[str, Any] = {}
         for stage, (group, topic) in stage_groups(settings).items():
@@ -53,8 +77,11 @@ def pipeline_status(settings: Settings) -> dict[str, Any]:
             lag = sum(max(0, end - (committed[tp].offset if tp in committed and
                                     committed[tp].offset >= 0 else 0))
                       for tp, end in ends.items())
+            recent = _recent(consumer, ends, now - RATE_WINDOW)
             stages[stage] = {"group": group, "topic": topic, "produced": sum(ends.values()),
-                             "lag": lag}
+                             "lag": lag, "committed": bool(committed),
+                             "per_minute": None if recent is None
+                             else round(recent / (RATE_WINDOW / 60), 2)}
         dead = {}
         for stage in DLQ_STAGES:
             topic = settings.topic(f"dlq.{stage}")
@@ -80,7 +107,8 @@ def read_dead_letters(settings: Settings, stage: str, limit: int = 1000) -> Iter
     """Dead letters of one stage, oldest first, without joining any consumer group."""
     topic = settings.topic(f"dlq.{stage}")
     consumer = KafkaConsumer(client_id="newswire-dlq", enable_auto_commit=False,
-                             consumer_timeout_ms=2000, **settings.kafka.client_config())
+                             consumer_timeout_ms=2000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                             **settings.kafka.client_config())
     try:
         ends = _end_offsets(consumer, topic)
         if not any(ends.values()):
@@ -107,25 +135,49 @@ def reason_counts(letters: Iterator[StoredLetter]) -> Counter[str]:
     return Counter(letter.value.get("reason", letter.headers.get("reason", "?")) for letter in letters)
 
 
-def replay(settings: Settings, stage: str, *, reason: str | None = None) -> int:
-    """Send dead letters' original payloads back to their original topics; return how many.
+@dataclass(frozen=True)
+class ReplayResult:
+    sent: int
+    unreplayable: int  # no original topic, or a payload that was cut or is not JSON
 
-    Keys are kept, so a replay is an idempotent upsert downstream.
+
+def replayable(letter: StoredLetter) -> tuple[str, bytes] | None:
+    """(topic, value) to send back, or None when the letter cannot be replayed faithfully.
+
+    Stages keep at most a few kB of the original value; a cut one is no longer the JSON
+    record it was, and sending it back would only make a new dead letter.
+    """
+    topic = letter.headers.get("original_topic") or letter.value.get("topic")
+    payload = letter.value.get("payload")
+    if not topic or not isinstance(payload, str):
+        return None
+    try:
+        json.loads(payload)
+    except ValueError:
+        return None
+    return str(topic), payload.encode()
+
+
+def replay(settings: Settings, stage: str, *, reason: str | None = None) -> ReplayResult:
+    """Send dead letters' original payloads back to their original topics.
+
+    Keys are kept, so a replay is an idempotent upsert downstream. The letters stay in the
+    dead-letter topic (it is a log): a second replay sends them again, harmlessly.
     """
     producer = KafkaProducer(client_id="newswire-dlq-replay", acks="all",
                              **settings.kafka.client_config())
-    sent = 0
+    sent = skipped = 0
     try:
         for letter in read_dead_letters(settings, stage, limit=1_000_000):
             if reason and not str(letter.value.get("reason", "")).startswith(reason):
                 continue
-            topic = letter.headers.get("original_topic") or letter.value.get("topic")
-            payload = letter.value.get("payload")
-            if not topic or payload is None:
+            target = replayable(letter)
+            if target is None:
+                skipped += 1
                 continue
-            producer.send(topic, key=letter.key, value=payload.encode())
+            producer.send(target[0], key=letter.key, value=target[1])
             sent += 1
         producer.flush()
     finally:
         producer.close()
-    return sent
+    return ReplayResult(sent, skipped)

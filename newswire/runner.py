@@ -9,15 +9,20 @@ backoff, so a long-running ``up`` survives a crash of one part.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kafka.errors import KafkaError
 
 from newswire import runtime
 from newswire.broker import EmbeddedServer
@@ -34,6 +39,11 @@ SERVICES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 SERVICE_GRACE = 7.5  # seconds for services to drain; the broker gets the rest of the 10 s
 BROKER_GRACE = 1.5
+LOCK_FILE = "up.lock"
+
+
+class StartError(RuntimeError):
+    """``up`` cannot start; the message says why and what to do."""
 
 
 @dataclass
@@ -47,10 +57,11 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, broker: EmbeddedServer | None = None) -> None:
+    def __init__(self, settings: Settings, broker: EmbeddedServer | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.broker = broker
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.children = [Child(name, args) for name, args in SERVICES]
         self.env = {**os.environ, **child_env(settings)}
 
@@ -109,11 +120,15 @@ class Supervisor:
             if child.proc is not None and child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
         failed = 0
+        started = time.monotonic()
         for child in reversed(self.children):
             if child.proc is None:
                 continue
             try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
+                code = child.proc.wait(max(0.1, deadline - time.monotonic()))
+                # Which service is slow to drain is what an operator wants to know here.
+                log.info("service stopped name=%s code=%s after=%.1fs", child.name, code,
+                         time.monotonic() - started)
             except subprocess.TimeoutExpired:
                 log.warning("service did not stop in time, killing name=%s pid=%s",
                             child.name, child.proc.pid)
@@ -123,26 +138,99 @@ class Supervisor:
         return 1 if failed else 0
 
 
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold ``DATA_DIR/up.lock`` for this process's life: one ``up`` per data dir.
+
+    Two would share one broker directory, one index writer and one poller state. The lock is
+    an flock, so it is released by the kernel however this process ends.
+    """
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        holder = runtime.read_unchecked(data_dir)
+        pid = f" (pid {holder['pid']})" if holder and holder.get("pid") else ""
+        raise StartError(f"another `newswire up` is already running on {data_dir}{pid}; stop it "
+                         "first, or give this one its own --data-dir") from None
+    return fd
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything when the search page's port is taken.
+
+    Otherwise the web service would crash and be restarted forever while the port answers
+    with someone else's page.
+    """
+    if not port:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartError(f"cannot serve the search page on {host}:{port}: {exc.strerror} "
+                             "(another `newswire up` or program uses it? choose one with "
+                             "--port N or NEWSWIRE_WEB__PORT)") from None
+
+
 def run_up(settings: Settings) -> int:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Run everything until SIGINT/SIGTERM; 0 after a clean stop, 1 when it cannot start or
+    a service had to be killed."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_data_dir(settings.data_dir.resolve())
+    except (StartError, OSError) as exc:
+        log.error("newswire up cannot start: %s", exc)
+        return 1
+    try:
+        return _run_locked(settings)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(settings: Settings) -> int:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-    broker: EmbeddedServer | None = None
-    if not settings.kafka.bootstrap_servers:
-        broker = EmbeddedServer(Path(settings.data_dir) / "broker")
-        broker.start()
-        settings = settings.model_copy(update={
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})
-        })
-    supervisor = Supervisor(settings, broker)
+    try:
+        check_port_free(settings.web.host, settings.web.port)
+    except StartError as exc:
+        log.error("newswire up cannot start: %s", exc)
+        return 1
+    # Handlers first: a signal during the broker's start must not leave it running (it has
+    # its own session, so it would outlive us).
+    stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping on signal=%s", signal.Signals(signum).name)
-        supervisor.stop.set()
+        stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    broker: EmbeddedServer | None = None
     try:
-        ensure_topics(settings)
+        if not settings.kafka.bootstrap_servers:
+            broker = EmbeddedServer(Path(settings.data_dir) / "broker")
+            try:
+                broker.start()
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                log.error("newswire up cannot start: the embedded broker did not start: %s "
+                          "(its log: %s)", exc, broker.log_path)
+                return 1
+            settings = settings.model_copy(update={
+                "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap})
+            })
+        try:
+            ensure_topics(settings)
+        except KafkaError as exc:
+            log.error("newswire up cannot start: Kafka at %s: %s: %s",
+                      settings.kafka.bootstrap_servers, type(exc).__name__, exc)
+            return 1
+        if stop.is_set():
+            return 0
+        supervisor = Supervisor(settings, broker, stop)
         store = "Elasticsearch " + str(settings.search.elasticsearch_url) \
             if settings.search.uses_elasticsearch else f"embedded index {settings.data_dir / 'index'}"
         log.info("newswire up: kafka=%s search=%s page=http://%s:%s/ data_dir=%s",
@@ -155,3 +243,4 @@ def run_up(settings: Settings) -> int:
         runtime.clear(settings)
         if broker is not None:
             broker.stop(timeout=BROKER_GRACE)
+        log.info("newswire up stopped data_dir=%s", settings.data_dir)

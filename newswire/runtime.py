@@ -30,10 +30,18 @@ def clear(settings: Settings) -> None:
     (settings.data_dir / FILENAME).unlink(missing_ok=True)
 
 
-def read(settings: Settings) -> dict[str, Any] | None:
+def read_unchecked(data_dir: Path) -> dict[str, Any] | None:
+    """The file's facts, whether or not its writer still runs (for messages only)."""
     try:
-        facts = json.loads((settings.data_dir / FILENAME).read_text())
+        facts = json.loads((data_dir / FILENAME).read_text())
     except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) else None
+
+
+def read(settings: Settings) -> dict[str, Any] | None:
+    facts = read_unchecked(settings.data_dir)
+    if facts is None:
         return None
     try:
         os.kill(int(facts["pid"]), 0)

@@ -1,46 +1,70 @@
-"""`newswire status` and `newswire dlq` against the real broker."""
+"""`newswire status`, `newswire dlq` and `newswire up`'s start checks, against the real broker
+and the real CLI."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, KafkaProducer
 
+from ingest.state import StateStore
 from newswire.cli import main
-from newswire.records import DeadLetter
+from newswire.keys import url_key
+from newswire.records import DeadLetter, FeedEntry
+from newswire.runner import lock_data_dir
 from newswire.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 
-def cli(settings, *args):
+def cli(settings, *args, code=0):
     env = {"NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
            "NEWSWIRE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix}
     result = CliRunner().invoke(main, ["--data-dir", str(settings.data_dir), *args], env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return result.output
+
+
+def send_letters(settings, letters):
+    producer = KafkaProducer(**settings.kafka.client_config())
+    for key, letter in letters:
+        producer.send(settings.topic("dlq.process"), key=key.encode(), value=letter.to_bytes(),
+                      headers=[("original_topic", letter.topic.encode()),
+                               ("reason", letter.reason.encode())])
+    producer.flush()
+    producer.close()
 
 
 def test_dead_letters_listed_shown_and_replayed(kafka_settings):
     ensure_topics(kafka_settings)
-    producer = KafkaProducer(**kafka_settings.kafka.client_config())
     entries = kafka_settings.topic("entries")
-    for i, reason in enumerate(["fetch:http_404", "fetch:http_404", "clean:binary_content"]):
-        letter = DeadLetter(stage="process", reason=reason, key=f"k{i}", topic=entries,
-                            payload=json.dumps({"n": i}))
-        producer.send(kafka_settings.topic("dlq.process"), key=f"k{i}".encode(),
-                      value=letter.to_bytes(),
-                      headers=[("original_topic", entries.encode()), ("reason", reason.encode())])
-    producer.flush()
-    producer.close()
+    send_letters(kafka_settings, [
+        (f"k{i}", DeadLetter(stage="process", reason=reason, key=f"k{i}", topic=entries,
+                             partition=1, offset=40 + i, payload=json.dumps({"n": i})))
+        for i, reason in enumerate(["fetch:http_404", "fetch:http_404", "clean:binary_content"])
+    ] + [  # a stage keeps only the head of a huge value: it can no longer be replayed
+        ("k3", DeadLetter(stage="process", reason="fetch:timeout", key="k3", topic=entries,
+                          payload='{"n": 3, "summary": "cut sh'))
+    ])
 
     listed = cli(kafka_settings, "dlq", "list")
-    assert "process: 3" in listed
+    assert "process: 4" in listed
     assert "2  fetch:http_404" in listed and "1  clean:binary_content" in listed
 
     shown = [json.loads(line) for line in cli(kafka_settings, "dlq", "show", "process").splitlines()]
-    assert [s["reason"] for s in shown] == ["fetch:http_404", "fetch:http_404", "clean:binary_content"]
+    assert [s["reason"] for s in shown] == ["fetch:http_404", "fetch:http_404",
+                                           "clean:binary_content", "fetch:timeout"]
     assert shown[0]["headers"]["original_topic"] == entries
+    # The original's place and the letter's own place are both there, not one over the other.
+    assert (shown[1]["partition"], shown[1]["offset"]) == (1, 41)
+    assert (shown[1]["dlq_partition"], shown[1]["dlq_offset"]) == (0, 1)
 
     assert "replayed 2 message(s)" in cli(kafka_settings, "dlq", "replay", "process",
                                           "--reason", "fetch:")
@@ -49,8 +73,111 @@ def test_dead_letters_listed_shown_and_replayed(kafka_settings):
     replayed = [(m.key, json.loads(m.value)) for m in consumer]
     consumer.close()
     assert sorted(replayed) == [(b"k0", {"n": 0}), (b"k1", {"n": 1})]
+    assert "skipped 1 that cannot be replayed" in cli(kafka_settings, "dlq", "replay", "process",
+                                                      "--reason", "fetch:timeout")
 
     status = json.loads(cli(kafka_settings, "status", "--json"))
-    assert status["dead_letters"]["process"] == 3
+    assert status["dead_letters"]["process"] == 4
     assert status["stages"]["processor"]["produced"] == 2
     assert status["stages"]["processor"]["lag"] == 2  # nobody consumed them yet
+    assert status["stages"]["processor"]["per_minute"] == pytest.approx(2 / 15, abs=0.01)
+    assert status["stages"]["alerts"]["topic"] == kafka_settings.topic("articles")
+
+
+def test_dlq_show_of_an_empty_stage_says_so(kafka_settings):
+    ensure_topics(kafka_settings)
+    result = CliRunner().invoke(main, ["--data-dir", str(kafka_settings.data_dir), "dlq", "show",
+                                       "poll"],
+                                env={"NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS":
+                                     kafka_settings.kafka.bootstrap_servers,
+                                     "NEWSWIRE_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix})
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert f"no dead letters in {kafka_settings.topic('dlq.poll')}" in result.stderr
+
+
+def entry(url, feed):
+    return FeedEntry(key=url_key(url), url=url, link=url, feed=feed, source="a.example",
+                     title="t", content_hash="h" + url[-1])
+
+
+def test_status_summarises_feed_health_and_intake(kafka_settings):
+    ensure_topics(kafka_settings)
+    now = time.time()
+    with StateStore.open(kafka_settings) as store:
+        for url in ("https://a.example/ok", "https://a.example/failing", "https://a.example/new"):
+            store.add_feed(url, "cli", now=now - 7200)
+        store.save_feed(replace(store.feed("https://a.example/ok"), polls=4, not_modified=3,
+                                last_poll=now - 60, last_success=now - 60, next_poll=now + 240,
+                                entries_published=3))
+        store.save_feed(replace(store.feed("https://a.example/failing"), polls=2, errors=2,
+                                error_count=2, last_poll=now - 30, next_poll=now + 900))
+        store.mark_seen([entry("https://a.example/1", "https://a.example/ok")], now - 3600)
+        store.mark_seen([entry("https://a.example/2", "https://a.example/ok"),
+                         entry("https://a.example/3", "https://a.example/ok")], now - 60)
+
+    status = json.loads(cli(kafka_settings, "status", "--json"))
+    feeds = status["feeds"]
+    assert (feeds["feeds"], feeds["ok"], feeds["failing"], feeds["new"]) == (3, 1, 1, 1)
+    assert feeds["not_modified_share"] == pytest.approx(3 / 6)
+    assert feeds["new_entries"] == 2  # the one first seen an hour ago is not recent
+    assert feeds["next_poll"] == pytest.approx(now + 240)
+    assert status["up"] is None  # no `newswire up` on this data dir
+
+    text = cli(kafka_settings, "status")
+    assert "feeds: 3 (1 ok, 1 failing, 0 unhealthy, 1 not polled yet); 304 share 50%" in text
+    assert "2 new in the last 15 min" in text and "newswire feeds status" in text
+    assert "newswire up: not running" in text
+
+
+def test_status_without_a_pipeline_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "none"), "status"],
+                                env={"NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS": ""})
+    assert result.exit_code == 1
+    assert "no running `newswire up` found" in result.stderr
+    assert "feeds: none polled" in result.stdout
+    assert not (tmp_path / "none").exists()  # looking created nothing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_up(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
+    try:
+        return subprocess.run([sys.executable, "-m", "newswire", "up", "--data-dir", str(data_dir),
+                               "--port", str(port), "--feed", "http://127.0.0.1:9/x.xml"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:  # it started instead of refusing
+        raise AssertionError(f"`newswire up` did not refuse to start: {exc.stderr}") from exc
+
+
+def test_second_up_on_the_same_data_dir_is_refused(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "runtime.json").write_text(json.dumps({"pid": 4242}))
+    lock = lock_data_dir(data_dir)  # what a running `up` holds
+    try:
+        done = run_up(data_dir, free_port())
+    finally:
+        os.close(lock)
+    assert done.returncode == 1
+    assert f"another `newswire up` is already running on {data_dir} (pid 4242)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (data_dir / "broker").exists()  # nothing was started
+
+
+def test_up_refuses_a_taken_web_port_before_starting_anything(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_up(tmp_path / "data", port)
+    assert done.returncode == 1
+    assert f"cannot serve the search page on 127.0.0.1:{port}" in done.stderr
+    assert "--port N" in done.stderr
+    assert not (tmp_path / "data" / "broker").exists()
+    assert not (tmp_path / "data" / "runtime.json").exists()

@@ -187,7 +187,7 @@ def test_one_signed_post_per_story_and_failing_channel_dead_lettered(
 
     # the receiver is back: `newswire dlq replay alert` re-drives just that channel
     receiver.status["/down"] = 200
-    assert replay(kafka_settings, "alert", reason="delivery_failed") == 1
+    assert replay(kafka_settings, "alert", reason="delivery_failed").sent == 1
     worker.wait(lambda: len(receiver.hits("/down")) == 4, "the redelivery")
     redelivered = json.loads(receiver.hits("/down")[-1][1])
     assert redelivered["story"]["story_id"] == "story-1"

@@ -34,6 +34,14 @@ _private = click.option("--allow-private-networks", is_flag=True, default=None,
                         help="Allow fetching loopback/private addresses (refused by default).")
 
 
+def _hint(reason: str | None) -> str:
+    # A refused loopback/private address is the first thing anyone trying it locally meets.
+    if reason == "blocked_address":
+        return (" (private and loopback addresses are refused by default: add "
+                "--allow-private-networks, or set NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS=true)")
+    return ""
+
+
 def _iso(epoch_or_dt: float | datetime | None) -> str | None:
     if epoch_or_dt is None:
         return None
@@ -70,8 +78,8 @@ async def _dry_run(settings: Settings, targets: tuple[str, ...]) -> int:
                 fetcher = fetcher or Fetcher(settings.fetch)
                 polled = await fetch_feed(fetcher, target)
                 if polled.result.reason is not None:
-                    click.echo(f"error: {target}: {polled.result.reason}: {polled.result.error}",
-                               err=True)
+                    click.echo(f"error: {target}: {polled.result.reason}: {polled.result.error}"
+                               + _hint(polled.result.reason), err=True)
                     continue
                 parsed = polled.parsed
             assert parsed is not None
@@ -181,7 +189,8 @@ async def _discover(settings: Settings, url: str) -> tuple[list[str], str | None
     async with Fetcher(settings.fetch) as fetcher:
         polled = await fetch_feed(fetcher, url)
         if polled.result.reason is not None:
-            return [], f"{polled.result.reason}: {polled.result.error}"
+            return [], (f"{polled.result.reason}: {polled.result.error}"
+                        + _hint(polled.result.reason))
         if polled.parsed is not None and polled.parsed.ok:
             return [url], None
         candidates = discover_feed_links(polled.result.body, polled.result.final_url)
@@ -208,6 +217,13 @@ async def _discover(settings: Settings, url: str) -> tuple[list[str], str | None
 @click.pass_context
 def feeds_add(ctx: click.Context, url: str, no_discover: bool, add_all: bool,
               data_dir: Path | None, allow_private_networks: bool | None) -> None:
+    from ingest.opml import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        click.echo(f"error: {url}: {problem}; a feed or site address looks like "
+                   "https://example.org/feed", err=True)
+        sys.exit(2)
     settings = _settings(ctx, data_dir=data_dir, allow_private_networks=allow_private_networks)
     if no_discover:
         found = [url]
@@ -300,24 +316,35 @@ def feeds_status(ctx: click.Context, as_json: bool, data_dir: Path | None) -> No
             click.echo(f"  last_error={f.last_error_reason}: {(f.last_error or '')[:160]}")
 
 
-@feeds.command("import", help="Add every feed of an OPML file (or a file of URLs, one a line).")
+@feeds.command("import", help="Add every feed of an OPML file (or a file of URLs, one a line, "
+               "'#' comments). Lines that are not http(s) URLs are skipped and named; a file "
+               "with no feed in it is an error.")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @_data_dir
 @click.pass_context
 def feeds_import(ctx: click.Context, file: Path, data_dir: Path | None) -> None:
-    from ingest.opml import FeedListError, read_feed_list
+    from ingest.opml import FeedListError, read_feed_list, url_problem
 
     settings = _settings(ctx, data_dir=data_dir)
     try:
         listed = read_feed_list(file)
-    except FeedListError as exc:
+    except (FeedListError, OSError) as exc:
         click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(1)
+    bad = [(f.url, url_problem(f.url)) for f in listed if url_problem(f.url)]
+    for url, problem in bad:
+        click.echo(f"skipped: {url[:200]}: {problem}", err=True)
+    listed = [f for f in listed if not url_problem(f.url)]
+    if not listed:
+        click.echo(f"error: {file}: no feed URLs in it (expected OPML, or one http(s) URL a "
+                   "line)", err=True)
         sys.exit(1)
     added = 0
     with _store(settings) as store:
         for feed in listed:
             added += store.add_feed(feed.url, "opml")
-    click.echo(f"imported {added} new feed(s), {len(listed) - added} already present")
+    click.echo(f"imported {added} new feed(s), {len(listed) - added} already present"
+               + (f", {len(bad)} skipped" if bad else ""))
 
 
 @feeds.command("export", help="Print the feeds as OPML 2.0.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 
@@ -26,6 +27,12 @@ def parse_opml(data: bytes) -> list[ListedFeed]:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise FeedListError(f"not readable OPML: {exc}") from exc
+    kind = root.tag.rsplit("}", 1)[-1].lower()
+    if kind in ("rss", "feed", "rdf"):  # people do hand a feed itself to `feeds import`
+        raise FeedListError(f"this is a feed (<{kind}>), not a feed list: add its URL with "
+                            "`newswire feeds add URL`")
+    if kind != "opml":
+        raise FeedListError(f"not OPML: the document is <{kind}>, OPML is <opml>")
     found: list[ListedFeed] = []
     for outline in root.iter("outline"):
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
@@ -44,6 +51,21 @@ def parse_feed_list(data: bytes) -> list[ListedFeed]:
         if line and all(f.url != line for f in urls):
             urls.append(ListedFeed(line))
     return urls
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a feed address, or None when it can."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "not an http(s) URL"
+    if not parts.hostname:
+        return "no host in the URL"
+    if any(c.isspace() for c in url):
+        return "spaces in the URL"
+    return None
 
 
 def read_feed_list(path: Path) -> list[ListedFeed]:

@@ -192,9 +192,24 @@ def run_up(settings: Settings) -> int:
         os.close(lock)
 
 
+def check_feeds_file(path: Path | None) -> None:
+    """A feeds file that cannot be read would crash the poller over and over: say so now."""
+    if path is None:
+        return
+    from ingest.opml import FeedListError, read_feed_list
+
+    try:
+        listed = read_feed_list(path)
+    except (FeedListError, OSError) as exc:
+        raise StartError(f"feeds file {path}: {exc}") from None
+    if not listed:
+        raise StartError(f"feeds file {path} names no feed (expected OPML, or one URL a line)")
+
+
 def _run_locked(settings: Settings) -> int:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     try:
+        check_feeds_file(settings.feeds_file)
         check_port_free(settings.web.host, settings.web.port)
     except StartError as exc:
         log.error("newswire up cannot start: %s", exc)

@@ -145,11 +145,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_up(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+def run_up(data_dir: Path, port: int, *feeds: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
+    feeds = feeds or ("--feed", "http://127.0.0.1:9/x.xml")
     try:
         return subprocess.run([sys.executable, "-m", "newswire", "up", "--data-dir", str(data_dir),
-                               "--port", str(port), "--feed", "http://127.0.0.1:9/x.xml"],
+                               "--port", str(port), *feeds],
                               env=env, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:  # it started instead of refusing
         raise AssertionError(f"`newswire up` did not refuse to start: {exc.stderr}") from exc
@@ -181,3 +182,15 @@ def test_up_refuses_a_taken_web_port_before_starting_anything(tmp_path):
     assert "--port N" in done.stderr
     assert not (tmp_path / "data" / "broker").exists()
     assert not (tmp_path / "data" / "runtime.json").exists()
+
+
+def test_up_refuses_a_feeds_file_it_cannot_use(tmp_path):
+    done = run_up(tmp_path / "data", free_port(), "--feeds", str(tmp_path / "missing.txt"))
+    assert done.returncode == 1
+    assert f"feeds file {tmp_path / 'missing.txt'}: " in done.stderr
+    assert "No such file" in done.stderr and "Traceback" not in done.stderr
+    rss = tmp_path / "feed.xml"
+    rss.write_text('<rss version="2.0"><channel><title>x</title></channel></rss>')
+    done = run_up(tmp_path / "data", free_port(), "--feeds", str(rss))
+    assert done.returncode == 1 and "this is a feed (<rss>)" in done.stderr
+    assert not (tmp_path / "data" / "broker").exists()

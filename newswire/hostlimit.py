@@ -19,8 +19,10 @@ does not work over NFS).
 We wrote this instead of using pyrate-limiter: its SQLite bucket limits request *rates*, but has
 no notion of slots held while a request is in flight, nor of leases that expire.
 
-The DB step runs in one thread per limiter, so the event loop never waits on a lock held by
-another process; waiting for a slot or a gap is an ``asyncio.sleep``. If the file cannot be
+The event loop never waits on a lock held by another process: it tries each step once without
+waiting (tens of microseconds), and when the file is busy the step runs in the limiter's own
+thread instead; checkpoints (the only fsyncs) run there too. Waiting for a slot or a gap is an
+``asyncio.sleep``. If the file cannot be
 used (disk full, read-only...), requests go ahead under the in-process limits only, and the
 failure is counted and logged: politeness degrades, fetching never stops.
 """
@@ -46,6 +48,7 @@ FILE_NAME = "hostlimits.sqlite"
 POLL_MIN = 0.01  # first re-ask while every slot of a host is taken; doubles up to POLL_MAX
 POLL_MAX = 0.25
 PRUNE_EVERY = 2000  # grants between sweeps of idle hosts and dead leases
+CHECKPOINT_EVERY = 250  # grants between WAL checkpoints (in the thread, never on the loop)
 IDLE_HOST_AGE = 3600.0  # a host row idle this long (and with no floor) is dropped
 WARN_EVERY = 60.0
 
@@ -111,7 +114,14 @@ class Grant:
 
 
 class HostLimiter:
-    """Cross-process per-host limits in one SQLite file. Thread-safe; async wrappers below."""
+    """Cross-process per-host limits in one SQLite file. Thread-safe; async wrappers below.
+
+    Two connections: a *waiting* one (busy timeout 10 s) used by the sync API and by this
+    limiter's thread, and a *quick* one (busy timeout 0, no auto-checkpoint) that the event
+    loop tries first: a step there costs tens of microseconds and never waits on another
+    process; when the file is busy the step goes to the thread instead. Checkpoints (the
+    only fsyncs) and sweeps always run in the thread.
+    """
 
     def __init__(self, path: Path, *, lease_ttl: float, clock: Callable[[], float] = time.time,
                  ) -> None:
@@ -120,71 +130,121 @@ class HostLimiter:
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.failures = 0  # DB steps that failed (fetches then went on local limits only)
-        self._lock = threading.Lock()
+        self.steps = 0  # asks of the file (granted or told to wait)
+        self.grants = 0
+        self.quick_steps = 0  # of which taken on the caller's thread without waiting
+        self._lock = threading.Lock()  # guards _db
         self._db: sqlite3.Connection | None = None
-        self._grants = 0
+        self._quick_lock = threading.Lock()  # guards _quick
+        self._quick: sqlite3.Connection | None = None
+        self._schema_ready = False
+        self._held: set[int] = set()  # leases granted here and not yet given back
         self._last_warning = 0.0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- synchronous core (one short transaction each) -------------------------------------
 
+    def _open(self, *, waiting: bool) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10.0 if waiting else 0.0, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # Advisory state: a commit lost in a power cut only costs one early request.
+            db.execute("PRAGMA synchronous=NORMAL")
+            if waiting:
+                db.executescript(SCHEMA)
+            else:  # its commits never checkpoint (fsync); the thread does that
+                db.execute("PRAGMA wal_autocheckpoint=0")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
-                                 check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                # Advisory state: a commit lost in a power cut only costs one early request.
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
+            self._db = self._open(waiting=True)
+            self._schema_ready = True
         return self._db
+
+    def _step(self, db: sqlite3.Connection, host: str, concurrency: int, gap: float,
+              poll: float) -> Grant:
+        now = self.clock()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Expired leases are reclaimed here; one dated beyond a full TTL ahead can only
+            # come from a clock that stepped back, and is dropped too.
+            db.execute("DELETE FROM lease WHERE host=? AND (expires<? OR expires>?)",
+                       (host, now, now + self.lease_ttl))
+            active = db.execute("SELECT COUNT(*) FROM lease WHERE host=?", (host,)).fetchone()[0]
+            row = db.execute("SELECT next_start, floor_gap, floor_until FROM host WHERE host=?",
+                             (host,)).fetchone()
+            next_start, floor_gap, floor_until = row if row else (0.0, 0.0, 0.0)
+            if floor_until > now:
+                gap = max(gap, floor_gap)
+            decision = decide(now, active, concurrency, next_start, gap, poll)
+            lease = None
+            if decision.granted:
+                lease = db.execute(
+                    "INSERT INTO lease (host, expires, holder) VALUES (?,?,?)",
+                    (host, now + self.lease_ttl, self.holder)).lastrowid
+                db.execute(
+                    "INSERT INTO host (host, next_start) VALUES (?,?) ON CONFLICT (host) "
+                    "DO UPDATE SET next_start=excluded.next_start",
+                    (host, decision.next_start))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.steps += 1
+        if lease is not None:
+            self._held.add(lease)
+            self.grants += 1
+            if self.grants % PRUNE_EVERY == 0:
+                self._in_background(self.prune)
+            elif self.grants % CHECKPOINT_EVERY == 0:
+                self._in_background(self._checkpoint)
+        return Grant(lease, decision.wait)
 
     def try_acquire(self, host: str, concurrency: int, gap: float,
                     poll: float = POLL_MIN) -> Grant:
         """Take a slot for ``host`` now if its limits allow, else say how long to wait."""
         with self._lock:
-            db = self._conn()
-            now = self.clock()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                # Expired leases are reclaimed here; one dated beyond a full TTL ahead can only
-                # come from a clock that stepped back, and is dropped too.
-                db.execute("DELETE FROM lease WHERE host=? AND (expires<? OR expires>?)",
-                           (host, now, now + self.lease_ttl))
-                active = db.execute("SELECT COUNT(*) FROM lease WHERE host=?", (host,)).fetchone()[0]
-                row = db.execute("SELECT next_start, floor_gap, floor_until FROM host WHERE host=?",
-                                 (host,)).fetchone()
-                next_start, floor_gap, floor_until = row if row else (0.0, 0.0, 0.0)
-                if floor_until > now:
-                    gap = max(gap, floor_gap)
-                decision = decide(now, active, concurrency, next_start, gap, poll)
-                lease = None
-                if decision.granted:
-                    lease = db.execute(
-                        "INSERT INTO lease (host, expires, holder) VALUES (?,?,?)",
-                        (host, now + self.lease_ttl, self.holder)).lastrowid
-                    db.execute(
-                        "INSERT INTO host (host, next_start) VALUES (?,?) ON CONFLICT (host) "
-                        "DO UPDATE SET next_start=excluded.next_start",
-                        (host, decision.next_start))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            if lease is not None:
-                self._grants += 1
-                if self._grants % PRUNE_EVERY == 0:
-                    self._prune(db, now)
-            return Grant(lease, decision.wait)
+            return self._step(self._conn(), host, concurrency, gap, poll)
+
+    def try_acquire_quick(self, host: str, concurrency: int, gap: float,
+                          poll: float = POLL_MIN) -> Grant | None:
+        """Like :meth:`try_acquire`, but never waits for another process: ``None`` when the
+        file is busy (or not set up yet); then ask :meth:`try_acquire` from a thread."""
+        if not self._schema_ready or not self._quick_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._quick is None:
+                self._quick = self._open(waiting=False)
+            grant = self._step(self._quick, host, concurrency, gap, poll)
+        except (sqlite3.Error, OSError):
+            return None  # busy, or worse: the waiting path decides (and counts a failure)
+        finally:
+            self._quick_lock.release()
+        self.quick_steps += 1
+        return grant
 
     def release(self, lease: int) -> None:
         with self._lock:
             self._conn().execute("DELETE FROM lease WHERE id=?", (lease,))
+        self._held.discard(lease)
+
+    def _release_quick(self, lease: int) -> bool:
+        if self._quick is None or not self._quick_lock.acquire(blocking=False):
+            return False
+        try:
+            self._quick.execute("DELETE FROM lease WHERE id=?", (lease,))
+        except (sqlite3.Error, OSError):
+            return False
+        finally:
+            self._quick_lock.release()
+        self._held.discard(lease)
+        return True
 
     def widen_gap(self, host: str, gap: float, for_seconds: float) -> None:
         """The host asked for ``gap`` seconds between requests (robots.txt Crawl-delay)."""
@@ -201,32 +261,58 @@ class HostLimiter:
             return self._conn().execute("SELECT COUNT(*) FROM lease WHERE host=? AND expires>=?",
                                         (host, self.clock())).fetchone()[0]
 
-    def _prune(self, db: sqlite3.Connection, now: float) -> None:
-        # Keeps the file bounded over months: dead leases and hosts not asked for an hour.
-        db.execute("DELETE FROM lease WHERE expires<?", (now,))
-        db.execute("DELETE FROM host WHERE next_start<? AND floor_until<? AND host NOT IN "
-                   "(SELECT host FROM lease)", (now - IDLE_HOST_AGE, now))
-
     def prune(self) -> None:
+        """Keep the file bounded over months: dead leases, hosts not asked for an hour."""
         with self._lock:
-            self._prune(self._conn(), self.clock())
+            db, now = self._conn(), self.clock()
+            db.execute("DELETE FROM lease WHERE expires<?", (now,))
+            db.execute("DELETE FROM host WHERE next_start<? AND floor_until<? AND host NOT IN "
+                       "(SELECT host FROM lease)", (now - IDLE_HOST_AGE, now))
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _in_background(self, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(fn.__name__, exc)
+
+        try:
+            self._thread().submit(run)
+        except RuntimeError:  # shutting down
+            pass
 
     def close(self) -> None:
+        """Give back this limiter's slots still held, finish pending steps, close the file."""
+        log.info("host limits closed path=%s steps=%d quick=%d grants=%d failures=%d",
+                 self.path, self.steps, self.quick_steps, self.grants, self.failures)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        for lease in list(self._held):
+            self._release_quietly(lease)
+        with self._quick_lock:
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
         with self._lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
 
-    # -- async: the DB step in this limiter's own thread -----------------------------------
+    # -- async: quick step on the loop, else the DB step in this limiter's own thread ------
 
-    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def _thread(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="hostlimit")
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._executor
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._thread(), fn, *args)
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
@@ -241,16 +327,18 @@ class HostLimiter:
         or ``None`` when the shared file failed (the caller's local limits still apply)."""
         poll = POLL_MIN
         while True:
-            future = self._submit(self.try_acquire, host, concurrency, gap, poll)
-            try:
-                grant = await asyncio.shield(future)
-            except asyncio.CancelledError:
-                # The step may still grant in its thread: give that slot straight back.
-                future.add_done_callback(self._release_orphan)
-                raise
-            except (sqlite3.Error, OSError) as exc:
-                self._failed("acquire", exc)
-                return None
+            grant = self.try_acquire_quick(host, concurrency, gap, poll)
+            if grant is None:
+                future = self._submit(self.try_acquire, host, concurrency, gap, poll)
+                try:
+                    grant = await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    # The step may still grant in its thread: give that slot straight back.
+                    future.add_done_callback(self._release_orphan)
+                    raise
+                except (sqlite3.Error, OSError) as exc:
+                    self._failed("acquire", exc)
+                    return None
             if grant.lease is not None:
                 return grant.lease
             await asyncio.sleep(grant.wait)
@@ -270,14 +358,13 @@ class HostLimiter:
             self._failed("release", exc)
 
     def release_soon(self, lease: int) -> None:
-        """Give a slot back, in this limiter's thread, without waiting for it: nothing to
-        await means nothing to cancel, and the loop is not woken for the answer."""
-        executor = self._executor
-        if executor is None:  # closed: the lease expires by itself
+        """Give a slot back now if the file is free, else in this limiter's thread; nothing
+        to await, so nothing to cancel."""
+        if self._release_quick(lease):
             return
         try:
-            executor.submit(self._release_quietly, lease)
-        except RuntimeError:  # closing right now: same
+            self._thread().submit(self._release_quietly, lease)
+        except RuntimeError:  # closing right now: close() gives back what is still held
             pass
 
     async def awiden_gap(self, host: str, gap: float, for_seconds: float) -> None:

@@ -401,3 +401,44 @@ def test_where_the_shared_limits_live(tmp_path: Path) -> None:
     named = Fetcher(FetchSettings(host_limits_file=tmp_path / "node" / "limits.sqlite"),
                     data_dir=tmp_path).limiter
     assert named is not None and named.path == tmp_path / "node" / "limits.sqlite"
+
+
+def test_a_busy_file_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """Another process mid-transaction: the loop keeps running, the step waits in the thread."""
+    import asyncio
+
+    limiter = HostLimiter(limits_path(tmp_path), lease_ttl=10.0)
+    limiter.release(limiter.try_acquire("h", 1, 0.0).lease or 0)  # file set up
+    other = sqlite3.connect(limits_path(tmp_path), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a busy process would
+    assert limiter.try_acquire_quick("h", 1, 0.0) is None  # no waiting on the caller's thread
+
+    async def go() -> tuple[int | None, int]:
+        ticks = 0
+        task = asyncio.create_task(limiter.acquire("h", 1, 0.0))
+        while not task.done():
+            ticks += 1
+            if ticks == 5:  # the loop ran while the file was locked: let the other go
+                await asyncio.to_thread(other.execute, "COMMIT")
+            await asyncio.sleep(0.02)
+        return await task, ticks
+
+    try:
+        lease, ticks = asyncio.run(go())
+        assert lease is not None and ticks >= 5
+        assert limiter.active("h") == 1
+    finally:
+        other.close()
+        limiter.close()
+
+
+def test_closing_gives_back_the_slots_still_held(tmp_path: Path) -> None:
+    first = HostLimiter(limits_path(tmp_path), lease_ttl=60.0)
+    assert first.try_acquire("h", 1, 0.0).lease is not None
+    second = HostLimiter(limits_path(tmp_path), lease_ttl=60.0)
+    try:
+        assert second.try_acquire("h", 1, 0.0).lease is None  # taken
+        first.close()  # a process stopping cleanly does not make others wait out the TTL
+        assert second.try_acquire("h", 1, 0.0).lease is not None
+    finally:
+        second.close()

@@ -599,10 +599,16 @@ class Tagger:
         n = sum(_accumulate(f) * neg_w[k] for k, f in neg.items())
         top_conflict = max((r for cid, r in conflict_raw.items() if cid not in home_only), default=0.0)
         # violent sub-types say "conflict" in full; strategic ones (a ceasefire, an interception)
-        # at half weight; arrests, protests and riots not at all (they happen in peacetime)
+        # at half weight; arrests, protests and riots not at all (they happen in peacetime),
+        # except a riot or arson where a war itself is named (a mob in Manipur, settlers in
+        # the West Bank): that is the conflict's political violence
+        war_named = any(strong[cid] for cid in conflict_raw)
+
         def _conflictness(sid: str) -> float:
             et = self.sub_types.get(sid, {}).get("event_type")
-            if et in PROTEST_TYPES or sid in ("arrests", "looting_property_destruction"):
+            if et == "riots" or sid == "looting_property_destruction":
+                return 0.5 if war_named else 0.0
+            if et in PROTEST_TYPES or sid == "arrests":
                 return 0.0
             return 0.5 if et == "strategic_developments" else 1.0
         top_event = max((r * _conflictness(sid) for sid, r in event_raw.items()), default=0.0)

@@ -249,12 +249,16 @@ def feeds_add(ctx: click.Context, url: str, no_discover: bool, add_all: bool,
 def feeds_remove(ctx: click.Context, url: str, data_dir: Path | None) -> None:
     settings = _settings(ctx, data_dir=data_dir)
     with _store(settings) as store:
-        if not store.remove_feed(url):
-            click.echo(f"error: not a known feed: {url}", err=True)
+        known = store.feed(url)
+        if known is None or not store.remove_feed(url):
+            click.echo(f"error: not a known feed: {url} (see `newswire feeds list`)", err=True)
             sys.exit(1)
     click.echo(f"removed: {url}")
-    if url in settings.feeds:
-        click.echo("note: it is also named in the settings and comes back on restart", err=True)
+    if url in settings.feeds or known.origin in ("config", "default"):
+        # Named by --feed/--feeds/NEWSWIRE_FEEDS (or the built-in list): the next start that
+        # names it again adds it again; only the settings can drop it for good.
+        click.echo(f"note: it came from {'the built-in list' if known.origin == 'default' else 'the settings (--feed, --feeds, NEWSWIRE_FEEDS)'}"
+                   " and comes back when newswire starts with them again", err=True)
 
 
 @feeds.command("list", help="List the feeds (stored ones and those named in the settings).")

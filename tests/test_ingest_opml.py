@@ -120,3 +120,19 @@ def test_feeds_add_on_loopback_says_how_to_allow_it(tmp_path: Path) -> None:
     done = run_cli("--data-dir", str(tmp_path / "data"), "feeds", "add", "http://127.0.0.1:9/")
     assert done.exit_code == 1
     assert "blocked_address" in done.stderr and "--allow-private-networks" in done.stderr
+
+
+def test_feeds_remove_warns_when_the_settings_bring_the_feed_back(tmp_path: Path) -> None:
+    from ingest.state import StateStore
+
+    data = tmp_path / "data"
+    with StateStore(data / "ingest" / "state.sqlite3") as store:
+        store.add_feed("https://a.example/rss", "config")  # as `up --feed URL` stores it
+        store.add_feed("https://b.example/rss", "cli")
+    done = run_cli("--data-dir", str(data), "feeds", "remove", "https://a.example/rss")
+    assert done.exit_code == 0 and "removed: https://a.example/rss" in done.stdout
+    assert "comes back when newswire starts with them again" in done.stderr
+    done = run_cli("--data-dir", str(data), "feeds", "remove", "https://b.example/rss")
+    assert done.exit_code == 0 and done.stderr == ""
+    done = run_cli("--data-dir", str(data), "feeds", "remove", "https://b.example/rss")
+    assert done.exit_code == 1 and "not a known feed" in done.stderr

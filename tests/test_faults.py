@@ -271,6 +271,19 @@ def test_sigterm_exits_cleanly_within_10s(
         assert_nothing_left(pipe)
 
 
+# Seen 3 of 3 runs here: 1-3 entries of 100 (entries partition/offset 1/4; 1/3, 2/5, 3/4;
+# 0/5) were committed by the processor group but never became an article or a dead letter
+# (the indexer indexed every record of the articles topic). All were early offsets of their
+# partition, in flight at the SIGTERM. Likely cause: faust's Consumer._new_offset skips its "gap at the head of
+# the acked offsets" check while the partition's committed offset is None or 0
+# (`if committed_offset:`), so with concurrency=32 and out-of-order acks it commits past an
+# event still in flight. Not strict: it depends on what is in flight at the signal.
+PROCESSOR_COMMITS_PAST_IN_FLIGHT = pytest.mark.xfail(
+    strict=False, reason="BUG (processors/worker.py + faust _new_offset): on SIGTERM the "
+    "processor can commit past entries it was still fetching, which are then lost")
+
+
+@PROCESSOR_COMMITS_PAST_IN_FLIGHT
 def test_sigterm_in_flight_then_restart_delivers_everything_once(
         pages: list[bytes], make_pipeline: Callable[..., Pipeline]) -> None:
     n = 100

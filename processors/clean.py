@@ -104,16 +104,14 @@ def _shrink(raw: bytes) -> tuple[bytes, list[str]]:
     huge attribute values, collapse runs of empty elements (a million ``<br>``), and only
     then keep the first SOFT_BYTES. Returns the page and flags naming what was cut."""
     flags: list[str] = []
-    if len(raw) > SOFT_BYTES:
-        raw = _strip_code_blocks(raw)
-    if len(raw) > SOFT_BYTES:
-        guarded = guard_markup(raw)
-        raw = guarded.data
-        flags.extend(guarded.repairs)
-    if raw.count(b"<") > MAX_ELEMENTS:
-        guarded = collapse_runs(raw)
-        raw = guarded.data
-        flags.extend(guarded.repairs)
+    if len(raw) <= SOFT_BYTES:
+        return raw, flags
+    raw = _strip_code_blocks(raw)
+    for guard in (guard_markup, collapse_runs):
+        if len(raw) > SOFT_BYTES:
+            guarded = guard(raw)
+            raw = guarded.data
+            flags.extend(guarded.repairs)
     if len(raw) > SOFT_BYTES:
         raw = raw[:SOFT_BYTES]
         flags.append("truncated")
@@ -184,11 +182,9 @@ class PageFacts:
     lang: str | None = None
     paywall_markup: bool = False
     gated_selectors: list[str] = field(default_factory=list)  # hasPart not free: cssSelector
-    gated_part: bool = False  # such a part is in the page but empty: its text is withheld
     liveblog_markup: bool = False
     live_title: bool = False  # the title or URL says "live", "as it happened", "Liveticker"...
     timestamps: int = 0  # <time> elements: a live blog stamps every update
-    consent_buttons: int = 0  # buttons saying accept/agree: a consent dialog
     scripts: int = 0
     visible_chars: int = 0
 
@@ -259,12 +255,16 @@ _MARKER_BYTES = (b"aywall", b"piano-", b"ubscriber-only", b"remium-content", b"e
 # Titles and URLs of live pages, in the languages of the sources we poll.
 _LIVE_TITLE = re.compile(
     r"\blive\b(?!\s+(?:music|concert|show|stream|tv|album|review|performance))|"
-    r"as it happened|\bliveticker|\bticker\b|en direct|in diretta|en vivo|ao vivo|"
+    r"\blatest\s*:|: latest\b|as it happened|minute[- ]by[- ]minute|\bliveticker|\bticker\b|en direct|in diretta|en vivo|ao vivo|"
     r"на живо|онлайн-трансляция|[/-]live[/-]", re.I)
 _CONSENT_BUTTON = re.compile(
     r"\baccept|\bagree|\bconsent|i'?m happy|\ballow all|akzeptieren|zustimmen|einverstanden|"
     r"accepter|j'accepte|accetta|acconsento|aceptar|acepto|aceitar|accepteren|akceptuj|"
-    r"godkänn|hyväksy", re.I)
+    r"godkänn|hyväksy|akkoord|d'accord|zgadzam|souhlasím|\bgot it\b|^\s*ok\s*$", re.I)
+# A text that is only a clock time: how live blogs stamp each update ("14:05", "9.32am",
+# "10:15 GMT", "14:05 Uhr", "20h15").
+_CLOCK = re.compile(r"^\s*\d{1,2}\s?[:.h]\s?\d{2}\s*(?:[ap]\.?m\.?|gmt|bst|utc|cet|cest|edt|est|et|pt|"
+                    r"uhr|h)?\s*$", re.I)
 
 
 _SIMPLE_SELECTOR = re.compile(r"^\s*([a-z][a-z0-9]*)?([.#])([\w-]+)\s*$", re.I)
@@ -335,17 +335,15 @@ def _page_facts(tree: Any, markup: bytes = b"", url: str = "") -> PageFacts:
     # update-like elements counts (a "live" badge on a related link does not).
     facts.liveblog_markup = (facts.liveblog_markup or "liveblogposting" in facts.types
                              or sum(m in _LIVEBLOG_MARKERS for m in found) >= 5)
-    facts.gated_part = any(_withheld(tree, sel) for sel in facts.gated_selectors[:5])
-    title = tree.find(".//head/title")
+    title = tree.find("head/title")  # a direct path: ".//" walks the tree in Python
     facts.live_title = bool(_LIVE_TITLE.search(" ".join((
         metas.get("og:title", ""), title.text_content() if title is not None else "",
         url))))
-    if facts.live_title:
-        facts.timestamps = sum(1 for _ in tree.iter("time"))
-    facts.consent_buttons = sum(
-        1 for node in tree.xpath("//button|//*[@role='button']|//input[@type='button' or "
-                                 "@type='submit']")
-        if _CONSENT_BUTTON.search((node.text_content() or node.get("value") or "")[:80]))
+    if facts.live_title:  # rare: the cost of looking at short texts is paid only here
+        facts.timestamps = max(sum(1 for _ in tree.iter("time")), sum(
+            1 for node in tree.iter("span", "div", "p", "small", "strong", "b", "h3", "h4")
+            if node.text and len(node.text) < 20 and _CLOCK.match(node.text)
+            and len(node) == 0))
     return facts
 
 
@@ -355,18 +353,22 @@ _WORD = re.compile(r"\w+")
 _COOKIE = re.compile(
     r"\bcookies?\b|\bconsent\b|accept all|manage (your )?(privacy|preferences)|"
     r"privacy settings|we value your privacy|\bGDPR\b|personali[sz]ed (ads|advertising)|"
-    r"\b(we|nous|wir) (and|et|und) (our|nos|unsere) partner|datenschutz|einwilligung|"
+    r"\b(we|nous|wir|wij) (and|et|und|en) (our|nos|unsere|onze) partner|datenschutz|"
+    r"einwilligung|personali[sz]e (content|ads)|analy[sz]e (our|site) traffic|"
     r"alle akzeptieren|consentement|vos choix|\bconsenso\b|informativa|privacidad", re.I)
 # What a paywall or registration wall tells readers, in the languages of our sources. Only
 # looked for on pages that gave little text (a full story with a subscribe box is a story).
 _PAYWALL_TEXT = re.compile(
     r"subscribers? only|exclusive(ly)? (to|for) subscribers|available (only )?to (members|"
-    r"subscribers)|subscribe (now |today )?to (continue|read|keep reading|unlock)|"
+    r"subscribers)|(subscribe|sign up|register|log in|sign in|join|become a (member|"
+    r"subscriber)) (now |today |for free )?to (continue|read|keep reading|unlock)|"
+    r"(story|article) is (only )?for (members|subscribers)|for (paying )?members only|"
     r"to continue reading|continue reading with (a|your) subscription|reached your (monthly )?"
     r"(limit|maximum)|free articles? (this|per|a) month|register (for free |now )?to "
     r"(continue|read)|nur für abonnenten|weiterlesen mit \w*\s?(plus|abo)|réservé aux "
     r"abonnés|abonnez-vous pour (lire|continuer)|riservato agli abbonati|(solo|exclusivo) "
-    r"para suscriptores|exclusivo para assinantes", re.I)
+    r"para suscriptores|exclusivo para assinantes|to read the full (article|story)|"
+    r"(start|begin) your free trial|unlock (this|the full|unlimited)", re.I)
 _JS_REQUIRED = re.compile(
     r"enable javascript|javascript (is )?(required|disabled)|turn on javascript|"
     r"browser (does not|doesn't) support javascript", re.I)
@@ -562,10 +564,11 @@ _OPTIONS: dict[str, Any] = {
 
 # Elements trafilatura deletes anyway with our options (its MANUALLY_CLEANED list plus tables,
 # minus <form> and <math>, which it treats specially). Deleting them once, in C, before it
-# copies and walks the tree makes the extraction cheaper and the result the same.
+# copies and walks the tree makes the extraction cheaper and the result the same. Buttons
+# and inputs stay (trafilatura drops them in its copy): a consent wall is known by them.
 _UNWANTED = ("aside", "embed", "footer", "iframe", "menu", "object", "applet", "audio",
-             "canvas", "figure", "map", "picture", "svg", "video", "area", "blink", "button",
-             "datalist", "dialog", "frame", "frameset", "fieldset", "input", "label", "legend",
+             "canvas", "figure", "map", "picture", "svg", "video", "area", "blink",
+             "datalist", "dialog", "frame", "frameset", "fieldset", "label", "legend",
              "marquee", "menuitem", "nav", "noindex", "optgroup", "select", "textarea",
              "table", "td", "th", "tr")
 
@@ -727,17 +730,34 @@ def _hidden_xpath() -> Any:
 _HIDDEN = _hidden_xpath()
 
 
+def _wall_message(visible: str, body: str) -> bool:
+    """A paywall message in the page but not in the story (a story may say "subscribers
+    only" about something else)."""
+    flat_body = " ".join(body.split())
+    for match in _PAYWALL_TEXT.finditer(visible):
+        around = " ".join(visible[max(0, match.start() - 40):match.end() + 40].split())
+        if " ".join(match.group(0).split()) not in flat_body or around not in flat_body:
+            return True
+    return False
+
+
 def _cookie_wall(tree: Any, facts: PageFacts, body: str, visible: str, words: int) -> bool:
-    """A consent dialog instead of the story: consent controls on the page, and consent
-    language in what was extracted (or, when almost nothing was, in what is left of the
-    page). A short story about cookies has no accept button; a full story with a cookie
-    banner is long."""
-    if len(_COOKIE.findall(body)) < 2 and not (
-            words < MIN_WORDS and len(_COOKIE.findall(visible)) >= 2):
+    """A consent dialog instead of the story: consent language in what was extracted (or,
+    when almost nothing was, anywhere in what is left of the page) and a consent dialog or
+    controls. A short story about cookies has neither; a full story with a banner is long."""
+    if len(_COOKIE.findall(body)) < 2 and not (words < MIN_WORDS and _COOKIE.search(visible)):
         return False
-    if facts.consent_buttons:
+    # A dialog, or a container its own markup names a consent or cookie box.
+    if tree.xpath("boolean(//body//*[@role='dialog' or @role='alertdialog' or "
+                  "@aria-modal='true' or contains(@class, 'consent') or contains(@id, "
+                  "'consent') or contains(@class, 'cookie') or contains(@id, 'cookie') or "
+                  "contains(@class, 'cmp') or contains(@class, 'gdpr')][not(self::a)])"):
         return True
-    # Controls built from links or plain elements: a short text that is only "Accept all".
+    # Consent controls: buttons (kept in the tree for this: see _UNWANTED), or links and
+    # plain elements whose short text is only "Accept all", "Zustimmen", "OK, got it"...
+    for node in tree.iter("button", "input"):
+        if _CONSENT_BUTTON.search((node.text_content() or node.get("value") or "")[:80]):
+            return True
     return any(len(text) <= 40 and _CONSENT_BUTTON.search(text)
                for text in (" ".join(n.text_content().split())
                             for n in tree.iter("a", "p", "span", "div", "li")
@@ -811,6 +831,12 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     guarded = guard_markup(data, long_values=False)
     data = guarded.data
     flags.extend(guarded.repairs)
+    tags = data.count(b"<")  # an upper bound of the elements, counted in C
+    if tags > MAX_ELEMENTS:
+        guarded = collapse_runs(data)
+        data = guarded.data
+        flags.extend(guarded.repairs)
+        tags = data.count(b"<")
     tree, too_deep = _parse_checked(data)
     if too_deep:
         # libxml2 dropped everything after depth 256: flatten the excess and parse again.
@@ -818,7 +844,7 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         log.info("nesting flattened url=%s dropped_tags=%d", url, dropped)
         flags.append("nesting_flattened")
         tree = _parse(data)
-    if tree is not None and data.count(b"<") > MAX_ELEMENTS:  # cheap upper bound first
+    if tree is not None and tags > MAX_ELEMENTS:  # only then the exact count
         elements = sum(1 for _ in tree.iter())
         if elements > MAX_ELEMENTS:
             return _fallback(*fallback_args, "too_complex", f"{elements} elements", tuple(flags))
@@ -843,8 +869,9 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     # What is left of the page after extraction (navigation, asides, footers are gone):
     # where the wall's own message is, when the extractor kept only the teaser.
     visible = tree.text_content() or "" if words < TEASER_WORDS else ""
-    if words < TEASER_WORDS and (_paywalled(facts, words) or facts.gated_part
-                                 or _PAYWALL_TEXT.search(visible)):
+    if words < TEASER_WORDS and (
+            _paywalled(facts, words) or _wall_message(visible, body)
+            or any(_withheld(tree, sel) for sel in facts.gated_selectors[:5])):
         flags.append("paywall")
     elif _note == "ld_body" and facts.free is False:
         flags.append("paywall")  # readers see a teaser; the full text came from the JSON-LD

@@ -445,9 +445,9 @@ def test_extract_record_never_raises() -> None:
 # ------------------------------------------------------------------ flags on the labelled set
 
 def _flag_pages() -> list:  # type: ignore[type-arg]
-    from tests.flag_pages import labelled_pages
+    from tests.flag_pages import fresh_pages, heldout_pages, labelled_pages
 
-    return labelled_pages()
+    return [*labelled_pages(), *heldout_pages(), *fresh_pages()]
 
 
 @pytest.mark.parametrize("page", _flag_pages(), ids=lambda p: p.name)

@@ -168,6 +168,21 @@ def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool
 # --- feeds --------------------------------------------------------------------------------
 
 
+def config_feed_urls(settings: Settings) -> list[str]:
+    """The feeds the settings name: those of the running ``newswire up`` on this data dir
+    (its --feed/--feeds are not in this command's settings), else this command's own."""
+    from ingest.poller import configured_feed_urls
+    from newswire import runtime
+
+    facts = runtime.read(settings)
+    if facts and isinstance(facts.get("feeds"), list):
+        return [str(u) for u in facts["feeds"]]
+    try:
+        return configured_feed_urls(settings)
+    except (OSError, ValueError):  # an unreadable feeds file: `up` says so when it starts
+        return [u.strip() for u in settings.feeds if u.strip()]
+
+
 @click.group(help="Manage the polled feeds (stored under the data dir).")
 def feeds() -> None:
     pass
@@ -261,26 +276,32 @@ def feeds_remove(ctx: click.Context, url: str, data_dir: Path | None) -> None:
                    " and comes back when newswire starts with them again", err=True)
 
 
-@feeds.command("list", help="List the feeds (stored ones and those named in the settings).")
+@feeds.command("list", help="List the feeds: URL, origin (cli, opml, config = named by "
+               "--feed/--feeds/NEWSWIRE_FEEDS, default = the built-in list) and title. Stored "
+               "feeds that the current settings (those of a running `newswire up`) do not poll "
+               'are marked "not polled".')
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_data_dir
 @click.pass_context
 def feeds_list(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
-    from ingest.poller import configured_feed_urls
+    from ingest.state import polled
 
     settings = _settings(ctx, data_dir=data_dir)
     with _store(settings) as store:
         stored = store.feeds()
-    rows = [{"url": f.url, "title": f.title, "origin": f.origin, "fetch_url": f.fetch_url}
-            for f in stored]
+    config = config_feed_urls(settings)
+    active = {f.url for f in polled(stored, config)}
+    rows = [{"url": f.url, "title": f.title, "origin": f.origin, "fetch_url": f.fetch_url,
+             "polled": f.url in active} for f in stored]
     known = {f.url for f in stored}
-    rows += [{"url": u, "title": None, "origin": "config", "fetch_url": u}
-             for u in configured_feed_urls(settings) if u not in known]
+    rows += [{"url": u, "title": None, "origin": "config", "fetch_url": u, "polled": True}
+             for u in config if u not in known]
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            click.echo(f"{row['url']}\t{row['origin']}\t{row['title'] or ''}")
+            click.echo(f"{row['url']}\t{row['origin']}\t{row['title'] or ''}"
+                       + ("" if row["polled"] else "\t(not polled)"))
 
 
 @feeds.command("status", help="Per feed: last success, last error, share of 304 answers, "
@@ -289,10 +310,13 @@ def feeds_list(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None
 @_data_dir
 @click.pass_context
 def feeds_status(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
+    from ingest.state import polled
+
     settings = _settings(ctx, data_dir=data_dir)
     now = time.time()
     with _store(settings) as store:
         stored = store.feeds()
+    active = {f.url for f in polled(stored, config_feed_urls(settings))}
     if not stored and not as_json:
         click.echo("no feeds yet (add some with `newswire feeds add URL`)")
     for f in stored:
@@ -306,12 +330,13 @@ def feeds_status(ctx: click.Context, as_json: bool, data_dir: Path | None) -> No
             "entries_per_day": round(f.entries_per_day(now), 2),
             "interval_s": round(f.interval, 1) if f.interval else None,
             "next_poll": _iso(f.next_poll) if f.next_poll else "now",
-            "unhealthy": f.unhealthy, "websub_hub": f.hub,
+            "unhealthy": f.unhealthy, "websub_hub": f.hub, "polled": f.url in active,
         }
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
-        health = ("UNHEALTHY" if f.unhealthy else "error" if f.error_count
+        health = ("not polled (not in the current settings)" if f.url not in active
+                  else "UNHEALTHY" if f.unhealthy else "error" if f.error_count
                   else "new" if not f.polls else "ok")
         click.echo(f"{f.url}\n  {health}  polls={f.polls}  304={row['not_modified_share']:.0%}  "
                    f"entries/day={row['entries_per_day']}  last_success={row['last_success']}  "

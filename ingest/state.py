@@ -16,7 +16,7 @@ import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,20 @@ class FeedState:
 
 
 _COLUMNS = tuple(f.name for f in fields(FeedState))
+USER_ORIGINS = ("cli", "opml")  # added on purpose: polled whatever the settings say
+
+
+def polled(feeds: Iterable[FeedState], config_urls: Collection[str]) -> list[FeedState]:
+    """The stored feeds a poller configured with ``config_urls`` polls (the poller's rule).
+
+    Feeds named by an earlier run's settings, and the built-in list once the user has feeds
+    of their own, stay stored (with their history) but are not polled.
+    """
+    feeds = list(feeds)
+    config = set(config_urls)
+    use_defaults = not config and not any(f.origin in USER_ORIGINS for f in feeds)
+    return [f for f in feeds if f.url in config or f.origin in USER_ORIGINS
+            or (use_defaults and f.origin == "default")]
 
 
 def utc(epoch: float | None) -> datetime | None:
@@ -282,30 +296,35 @@ class StateStore:
     def seen_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
 
-    def summary(self, now: float, window: float = 900.0) -> dict[str, object]:
+    def summary(self, now: float, config_urls: Collection[str] | None = None,
+                window: float = 900.0) -> dict[str, object]:
         """Feed health and intake at a glance (``newswire status``).
 
-        A feed is ``new`` until its first poll, ``failing`` while its last polls failed,
-        ``unhealthy`` once it failed for days, else ``ok``. ``new_entries`` counts entries
-        first seen within ``window`` seconds (updates of known entries are not new).
+        Counts the feeds a poller with ``config_urls`` polls (all stored ones when None);
+        ``not_polled`` counts the others. A feed is ``new`` until its first poll,
+        ``failing`` while its last polls failed, ``unhealthy`` once it failed for days, else
+        ``ok``. ``new_entries``: entries first seen within ``window`` seconds (updates of
+        known entries are not new).
         """
-        row = self.db.execute(
-            "SELECT COUNT(*), "
-            "SUM(polls=0), SUM(polls>0 AND error_count=0 AND NOT unhealthy), "
-            "SUM(error_count>0 AND NOT unhealthy), SUM(unhealthy), "
-            "MAX(last_poll), MAX(last_success), SUM(polls), SUM(not_modified), "
-            "SUM(entries_published), SUM(entries_rejected), MIN(CASE WHEN next_poll>0 THEN next_poll END) "
-            "FROM feeds").fetchone()
-        total, new, ok, failing, unhealthy, last_poll, last_success, polls, not_modified, \
-            published, rejected, next_poll = row
+        stored = self.feeds()
+        feeds = stored if config_urls is None else polled(stored, config_urls)
+        polls = sum(f.polls for f in feeds)
+        next_polls = [f.next_poll for f in feeds if f.next_poll > 0]
         recent = self.db.execute("SELECT COUNT(*) FROM seen WHERE first_seen>=?",
                                  (now - window,)).fetchone()[0]
         return {
-            "feeds": int(total or 0), "new": int(new or 0), "ok": int(ok or 0),
-            "failing": int(failing or 0), "unhealthy": int(unhealthy or 0),
-            "last_poll": last_poll, "last_success": last_success, "next_poll": next_poll,
-            "not_modified_share": round(not_modified / polls, 3) if polls else None,
-            "entries_published": int(published or 0), "entries_rejected": int(rejected or 0),
+            "feeds": len(feeds), "not_polled": len(stored) - len(feeds),
+            "new": sum(1 for f in feeds if not f.polls),
+            "ok": sum(1 for f in feeds if f.polls and not f.error_count and not f.unhealthy),
+            "failing": sum(1 for f in feeds if f.error_count and not f.unhealthy),
+            "unhealthy": sum(1 for f in feeds if f.unhealthy),
+            "last_poll": max((f.last_poll for f in feeds if f.last_poll), default=None),
+            "last_success": max((f.last_success for f in feeds if f.last_success), default=None),
+            "next_poll": min(next_polls, default=None),
+            "not_modified_share": round(sum(f.not_modified for f in feeds) / polls, 3)
+            if polls else None,
+            "entries_published": sum(f.entries_published for f in feeds),
+            "entries_rejected": sum(f.entries_rejected for f in feeds),
             "new_entries": int(recent), "window_s": window,
         }
 

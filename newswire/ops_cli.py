@@ -37,12 +37,14 @@ def _kafka_failed(settings: Settings, exc: Exception) -> click.ClickException:
 
 
 def _feed_summary(settings: Settings, now: float) -> dict[str, Any] | None:
+    from ingest.cli import config_feed_urls
     from ingest.state import StateStore
 
     if not StateStore.path_for(settings).exists():
         return None  # never polled here; do not create state just to look at it
+    config = config_feed_urls(settings)
     with StateStore.open(settings) as store:
-        return store.summary(now, window=ops.RATE_WINDOW)
+        return store.summary(now, config, window=ops.RATE_WINDOW)
 
 
 def _when(epoch: float | None, now: float) -> str:
@@ -61,7 +63,9 @@ def _echo_feeds(feeds: dict[str, Any] | None, now: float) -> None:
         return
     share = feeds["not_modified_share"]
     click.echo(f"feeds: {feeds['feeds']} ({feeds['ok']} ok, {feeds['failing']} failing, "
-               f"{feeds['unhealthy']} unhealthy, {feeds['new']} not polled yet); "
+               f"{feeds['unhealthy']} unhealthy, {feeds['new']} not polled yet"
+               + (f"; {feeds['not_polled']} more stored but not in the settings"
+                  if feeds["not_polled"] else "") + "); "
                f"304 share {'-' if share is None else f'{share:.0%}'}")
     click.echo(f"  last poll {_when(feeds['last_poll'], now)}; "
                f"next poll {_when(feeds['next_poll'], now)}")

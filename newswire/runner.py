@@ -192,10 +192,15 @@ def run_up(settings: Settings) -> int:
         os.close(lock)
 
 
-def check_feeds_file(path: Path | None) -> None:
-    """A feeds file that cannot be read would crash the poller over and over: say so now."""
+def configured_feeds(settings: Settings) -> list[str]:
+    """The feeds this run names (--feed, --feeds, NEWSWIRE_FEEDS), as the poller reads them.
+
+    A feeds file that cannot be read would crash the poller over and over: say so now.
+    """
+    urls = [u.strip() for u in settings.feeds if u.strip()]
+    path = settings.feeds_file
     if path is None:
-        return
+        return urls
     from ingest.opml import FeedListError, read_feed_list
 
     try:
@@ -204,12 +209,13 @@ def check_feeds_file(path: Path | None) -> None:
         raise StartError(f"feeds file {path}: {exc}") from None
     if not listed:
         raise StartError(f"feeds file {path} names no feed (expected OPML, or one URL a line)")
+    return list(dict.fromkeys(urls + [f.url for f in listed]))
 
 
 def _run_locked(settings: Settings) -> int:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     try:
-        check_feeds_file(settings.feeds_file)
+        feeds = configured_feeds(settings)
         check_port_free(settings.web.host, settings.web.port)
     except StartError as exc:
         log.error("newswire up cannot start: %s", exc)
@@ -251,8 +257,9 @@ def _run_locked(settings: Settings) -> int:
         log.info("newswire up: kafka=%s search=%s page=http://%s:%s/ data_dir=%s",
                  settings.kafka.bootstrap_servers, store, settings.web.host, settings.web.port,
                  settings.data_dir)
+        # The feeds named for this run, so `status` and `feeds list` tell polled from stored.
         runtime.write(settings, kafka=settings.kafka.bootstrap_servers,
-                      web=f"http://{settings.web.host}:{settings.web.port}/")
+                      web=f"http://{settings.web.host}:{settings.web.port}/", feeds=feeds)
         return supervisor.run()
     finally:
         runtime.clear(settings)

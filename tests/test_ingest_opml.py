@@ -136,3 +136,15 @@ def test_feeds_remove_warns_when_the_settings_bring_the_feed_back(tmp_path: Path
     assert done.exit_code == 0 and done.stderr == ""
     done = run_cli("--data-dir", str(data), "feeds", "remove", "https://b.example/rss")
     assert done.exit_code == 1 and "not a known feed" in done.stderr
+
+
+def test_polled_follows_the_pollers_rule() -> None:
+    from ingest.state import FeedState, polled
+
+    def feed(url: str, origin: str) -> FeedState:
+        return FeedState(url=url, fetch_url=url, origin=origin, added_at=0.0)
+
+    builtin, earlier, mine = feed("d", "default"), feed("c", "config"), feed("m", "opml")
+    assert polled([builtin, earlier], []) == [builtin]  # nothing named: the built-in list
+    assert polled([builtin, earlier], ["c", "x"]) == [earlier]
+    assert polled([builtin, earlier, mine], []) == [mine]  # the user's own feeds replace it

@@ -107,6 +107,9 @@ def test_status_summarises_feed_health_and_intake(kafka_settings):
     with StateStore.open(kafka_settings) as store:
         for url in ("https://a.example/ok", "https://a.example/failing", "https://a.example/new"):
             store.add_feed(url, "cli", now=now - 7200)
+        # Named by an earlier run's --feed, and the built-in list: stored, no longer polled.
+        store.add_feed("https://a.example/earlier", "config", now=now - 7200)
+        store.add_feed("https://a.example/builtin", "default", now=now - 7200)
         store.save_feed(replace(store.feed("https://a.example/ok"), polls=4, not_modified=3,
                                 last_poll=now - 60, last_success=now - 60, next_poll=now + 240,
                                 entries_published=3))
@@ -119,15 +122,31 @@ def test_status_summarises_feed_health_and_intake(kafka_settings):
     status = json.loads(cli(kafka_settings, "status", "--json"))
     feeds = status["feeds"]
     assert (feeds["feeds"], feeds["ok"], feeds["failing"], feeds["new"]) == (3, 1, 1, 1)
+    assert feeds["not_polled"] == 2
     assert feeds["not_modified_share"] == pytest.approx(3 / 6)
     assert feeds["new_entries"] == 2  # the one first seen an hour ago is not recent
     assert feeds["next_poll"] == pytest.approx(now + 240)
     assert status["up"] is None  # no `newswire up` on this data dir
 
     text = cli(kafka_settings, "status")
-    assert "feeds: 3 (1 ok, 1 failing, 0 unhealthy, 1 not polled yet); 304 share 50%" in text
+    assert ("feeds: 3 (1 ok, 1 failing, 0 unhealthy, 1 not polled yet; 2 more stored but not "
+            "in the settings); 304 share 50%") in text
     assert "2 new in the last 15 min" in text and "newswire feeds status" in text
     assert "newswire up: not running" in text
+
+    # A running `up` (this process stands in for it) that names the earlier feed polls it.
+    (kafka_settings.data_dir / "runtime.json").write_text(json.dumps(
+        {"pid": os.getpid(), "kafka": kafka_settings.kafka.bootstrap_servers,
+         "web": "http://127.0.0.1:1/", "feeds": ["https://a.example/earlier"]}))
+    status = json.loads(cli(kafka_settings, "status", "--json"))
+    assert (status["feeds"]["feeds"], status["feeds"]["new"], status["feeds"]["not_polled"]) \
+        == (4, 2, 1)
+    assert status["up"]["pid"] == os.getpid()
+    listed = [json.loads(line) for line in cli(kafka_settings, "feeds", "list", "--json")
+              .splitlines()]
+    assert {r["url"] for r in listed if not r["polled"]} == {"https://a.example/builtin"}
+    text = cli(kafka_settings, "feeds", "status")
+    assert "https://a.example/builtin\n  not polled" in text
 
 
 def test_status_without_a_pipeline_says_what_to_do(tmp_path):

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/alerts_bench.py                 # both parts
     .venv/bin/python bench/alerts_bench.py --no-latency    # matching only (no broker)
+    .venv/bin/python bench/alerts_bench.py --up --latency-articles 100 --rate 5
+                                        # latency through `newswire up` on real pages
 
 Part 1 (pure): 10,000 rules drawn from the corpus vocabulary (words, AND/OR, phrases,
 negations, prefixes, keyword fields, filters), indexed by ``RuleIndex``; articles/s of
@@ -268,6 +270,88 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
         server.stop()
 
 
+def bench_up(n_rules: int, n_articles: int, feeds: int, rate: float,
+             max_df: float) -> dict[str, Any]:
+    """Latency on the embedded default: `newswire up` on loopback feeds of real news pages,
+    10,000 rules plus one that matches every article with a webhook; latency = webhook
+    received - the article's ingest time (stamped right after tagging)."""
+    from kafka import KafkaProducer
+
+    from newswire import runtime
+    from newswire.settings import load_settings
+    from tests.feedworld import FeedWorld, load_pages, process_tree, start_up
+
+    rng = random.Random(7)
+    texts = load_texts(SHARED)
+    rules = make_rules(n_rules, vocabulary(texts, rng, max_df), rng)
+    receiver = Receiver()
+    probe = Rule(id="latency-probe", name="every article", query="",
+                 channels=(WebhookChannel(url=receiver.url, secret_name="bench"),))
+    pages = load_pages(REPO.parent / "shared" / "data" / "extraction-dev")
+    world = FeedWorld(pages, n_articles, feeds, rate=rate, held=True).start()
+    tmp = Path(tempfile.mkdtemp(prefix="alerts-bench-up-"))
+    log = tmp / "up.log"
+    up = start_up(tmp / "data", world.feed_urls(), log,
+                  env={"NEWSWIRE_ALERTS__SECRETS__BENCH": "bench-key",
+                       "NEWSWIRE_FETCH__PER_HOST_CONCURRENCY": "64"})
+    try:
+        settings = load_settings(data_dir=tmp / "data")
+        deadline = time.monotonic() + 120
+        while (facts := runtime.read(settings)) is None or not facts.get("kafka"):
+            if up.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"newswire up did not start; see {log}")
+            time.sleep(0.5)
+        kafka = runtime.with_kafka(settings)
+        producer = KafkaProducer(**kafka.kafka.client_config(), acks="all", linger_ms=5)
+        for rule in [*rules, probe]:  # the probe last: once it is applied, all are
+            producer.send(kafka.topic("alert-rules"), key=rule.id.encode(), value=rule.to_wire())
+        producer.flush()
+        producer.close()
+        while "alert rule updated rule=latency-probe" not in log.read_text(errors="replace"):
+            if up.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the processor never applied the rules; see {log}")
+            time.sleep(0.5)
+        cpu0 = {p.pid: (label, sum(p.cpu_times()[:2])) for label, p in process_tree(up.pid)}
+        world.release()
+        started = time.monotonic()
+        stories = len(pages) if n_articles >= len(pages) else n_articles  # pages repeat
+        # pages that give no article never alert: stop once all were served and nothing
+        # arrived for 20 s
+        last, seen = time.monotonic(), 0
+        while len(receiver.arrivals) < stories and time.monotonic() - started < 600:
+            if up.poll() is not None:
+                raise RuntimeError(f"newswire up exited; see {log}")
+            if len(receiver.arrivals) != seen:
+                last, seen = time.monotonic(), len(receiver.arrivals)
+            elif world.revealed() >= n_articles and time.monotonic() - last > 20:
+                break
+            time.sleep(0.2)
+        wall = last - started
+        cpu: dict[str, float] = {}
+        for label, p in process_tree(up.pid):
+            if p.pid in cpu0:
+                cpu[label] = cpu.get(label, 0.0) + sum(p.cpu_times()[:2]) - cpu0[p.pid][1]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+        world.stop()
+    lat = sorted(arrived - datetime.fromisoformat(p["story"]["first_seen"]).timestamp()
+                 for arrived, p in receiver.arrivals)
+
+    def q(f: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(len(lat) * f))], 3) if lat else None
+
+    return {"rules": len(rules) + 1, "articles_served": n_articles, "feeds": feeds,
+            "rate_per_s": rate, "alerts_received": len(lat), "wall_s": round(wall, 1),
+            "alerts_per_s": round(len(lat) / wall, 2) if wall else None,
+            "latency_p50_s": q(0.5), "latency_p99_s": q(0.99), "latency_max_s": q(1.0),
+            "cpu_s_by_service": {k: round(v, 1) for k, v in sorted(cpu.items())},
+            "log": str(log)}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (from /proc: no extra dependency)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -291,6 +375,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="articles/s in part 2")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-matching", action="store_true")
+    parser.add_argument("--up", action="store_true",
+                        help="part 3: latency through `newswire up` on real pages "
+                             "(--latency-articles, --rate, --feeds)")
+    parser.add_argument("--feeds", type=int, default=10)
     parser.add_argument("--profile", type=Path,
                         help="py-spy collapsed stacks of the worker during part 2")
     parser.add_argument("--max-df", type=float, default=0.05,
@@ -300,6 +388,10 @@ def main() -> None:
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]}")
     if not args.no_matching:
         print("matching:", json.dumps(bench_matching(args.rules, args.articles, args.max_df)))
+    if args.up:
+        print("up:", json.dumps(bench_up(args.rules, args.latency_articles, args.feeds,
+                                         args.rate, args.max_df)))
+        return
     if not args.no_latency:
         print("latency:", json.dumps(bench_latency(args.rules, args.latency_articles, args.rate,
                                                    args.max_df, args.profile)))

@@ -102,9 +102,11 @@ def on_match(rule: Rule, event: MatchEvent, existing: Alert | None, outbox: Outb
         queued = box.model_copy(update={
             "pending": (*box.pending, event.story_id), "due": box.due or due})
         return Outcome("queued", alerts=(alert,), outbox=queued)
-    if not rule.channels:  # nothing to deliver: recorded as sent, one state write
+    if not rule.channels:  # nothing to deliver: recorded as sent, one state write, and
+        # without the summary (only a notification needs it; it is half the state's bytes)
         return Outcome("new", alerts=(alert.model_copy(update={"status": "sent",
-                                                               "sent_at": now}),))
+                                                               "sent_at": now,
+                                                               "summary": None}),))
     sending = alert.model_copy(update={"status": "sending"})
     # the outbox only matters to throttled rules: do not write it for the others
     sent_box = box.model_copy(update={"last_sent": now}) if rule.throttle else None

@@ -43,6 +43,10 @@ def build_app(settings: Settings, *, app_id: str | None = None,
         # ~50 alert-state changelog writes per matched article: batch them into a few
         # produce requests instead of one request (and one broker save) each
         producer_linger=0.005,
+        # a full batch of one partition makes aiokafka's send wait until it is drained,
+        # and Faust's producer buffer sends one message at a time: a small batch size puts
+        # every other topic's messages behind the alert state's changelog
+        producer_max_batch_size=262_144,
     )
     service = install(app, settings, policy=policy, flush_interval=flush_interval)
     return app, service

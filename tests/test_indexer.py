@@ -156,6 +156,25 @@ def test_decode_splits_good_and_bad_records() -> None:
         ("k0002", art(2).title), ("k0001", "new")]
 
 
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10_000), st.integers(0, 20)),
+                max_size=60))
+def test_commit_offsets_and_latest_per_id_properties(
+        items: list[tuple[int, int, int]]) -> None:
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    records = [ConsumerRecord("t", p, 0, o, 0, 0, b"k", b"", [], None, 1, 0, -1)
+               for p, o, _ in items]
+    committed = commit_offsets(records)
+    # the next offset to read per partition: past every record of the batch, and no further
+    assert {tp.partition: om.offset for tp, om in committed.items()} == {
+        p: max(o for q, o, _ in items if q == p) + 1 for p, _, _ in items}
+    pairs = [(r, art(i)) for r, (_, _, i) in zip(records, items, strict=True)]
+    latest = latest_per_id(pairs)
+    assert sorted(a.id for a in latest) == sorted({a.id for _, a in pairs})  # one per id
+    last_position = {a.id: n for n, (_, a) in enumerate(pairs)}
+    assert [a.id for a in latest] == sorted(last_position, key=last_position.__getitem__)
+
+
 batches = st.lists(st.tuples(st.integers(1, 300), st.floats(0, 1)), min_size=1, max_size=40)
 
 

@@ -168,6 +168,18 @@ def poll(ctx: click.Context, targets: tuple[str, ...], once: bool, dry_run: bool
 # --- feeds --------------------------------------------------------------------------------
 
 
+def _say_when_polled(settings: Settings) -> None:
+    from ingest.poller import RELOAD_EVERY
+    from newswire import runtime
+
+    if runtime.read(settings):
+        click.echo(f"the running `newswire up` picks changes up within {RELOAD_EVERY:.0f} s",
+                   err=True)
+    else:
+        click.echo("polled when `newswire up` (or `newswire poll`) runs on this data dir",
+                   err=True)
+
+
 def config_feed_urls(settings: Settings) -> list[str]:
     """The feeds the settings name: those of the running ``newswire up`` on this data dir
     (its --feed/--feeds are not in this command's settings), else this command's own."""
@@ -255,6 +267,7 @@ def feeds_add(ctx: click.Context, url: str, no_discover: bool, add_all: bool,
         for feed_url in found:
             added = store.add_feed(feed_url, "cli")
             click.echo(f"{'added' if added else 'already present'}: {feed_url}")
+    _say_when_polled(settings)
 
 
 @feeds.command("remove", help="Stop polling a feed and forget its state.")
@@ -368,12 +381,11 @@ def feeds_import(ctx: click.Context, file: Path, data_dir: Path | None) -> None:
         click.echo(f"error: {file}: no feed URLs in it (expected OPML, or one http(s) URL a "
                    "line)", err=True)
         sys.exit(1)
-    added = 0
     with _store(settings) as store:
-        for feed in listed:
-            added += store.add_feed(feed.url, "opml")
+        added = store.add_feeds((feed.url for feed in listed), "opml")
     click.echo(f"imported {added} new feed(s), {len(listed) - added} already present"
                + (f", {len(bad)} skipped" if bad else ""))
+    _say_when_polled(settings)
 
 
 @feeds.command("export", help="Print the feeds as OPML 2.0.")

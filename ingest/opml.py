@@ -33,24 +33,24 @@ def parse_opml(data: bytes) -> list[ListedFeed]:
                             "`newswire feeds add URL`")
     if kind != "opml":
         raise FeedListError(f"not OPML: the document is <{kind}>, OPML is <opml>")
-    found: list[ListedFeed] = []
+    found: dict[str, ListedFeed] = {}  # first one wins; a dict keeps 10,000 feeds linear
     for outline in root.iter("outline"):
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-        if url and all(f.url != url for f in found):
-            found.append(ListedFeed(url, outline.get("title") or outline.get("text")))
-    return found
+        if url and url not in found:
+            found[url] = ListedFeed(url, outline.get("title") or outline.get("text"))
+    return list(found.values())
 
 
 def parse_feed_list(data: bytes) -> list[ListedFeed]:
     text = data.decode("utf-8", "replace").lstrip("\ufeff")
     if text.lstrip().startswith("<"):
         return parse_opml(data)
-    urls: list[ListedFeed] = []
+    urls: dict[str, ListedFeed] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
-        if line and all(f.url != line for f in urls):
-            urls.append(ListedFeed(line))
-    return urls
+        if line and line not in urls:
+            urls[line] = ListedFeed(line)
+    return list(urls.values())
 
 
 def url_problem(url: str) -> str | None:

@@ -199,6 +199,13 @@ class StateStore:
                             (origin, url))
         return cur.rowcount > 0
 
+    def add_feeds(self, urls: Iterable[str], origin: str, now: float | None = None) -> int:
+        """``add_feed`` for a whole list in one transaction (10,000 feeds: well under a
+        second instead of one commit each); returns how many were new."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            return sum(self.add_feed(url, origin, now) for url in urls)
+
     def remove_feed(self, url: str) -> bool:
         cur = self.db.execute("DELETE FROM feeds WHERE url=? OR fetch_url=?", (url, url))
         return cur.rowcount > 0

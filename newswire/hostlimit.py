@@ -7,7 +7,8 @@ millisecond), holding per host:
 
 - **leases**: one row per request in flight, at most ``concurrency`` per host. A lease expires
   by itself after ``lease_ttl`` seconds, so a process killed with ``kill -9`` never keeps a slot
-  for long;
+  for long; when a host's slots are all taken, leases of processes of this machine that no
+  longer exist are taken back at once (checked by PID within the same PID namespace);
 - **next_start**: the earliest time the next request to the host may start (``min_gap``), and a
   wider gap a host asked for in its robots.txt ``Crawl-delay``, until that answer goes stale.
 
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY,
     host TEXT NOT NULL,
     expires REAL NOT NULL,
-    holder TEXT NOT NULL                  -- node:pid, for people reading the file
+    holder TEXT NOT NULL                  -- host name/pid namespace/pid
 );
 CREATE INDEX IF NOT EXISTS lease_host ON lease (host, expires);
 """
@@ -113,6 +114,16 @@ class Grant:
     wait: float  # else: seconds before asking again
 
 
+def _process_space() -> str | None:
+    """Names the set of processes whose ids this process can check: host name plus PID
+    namespace (two containers may share a host name, never a namespace). ``None`` where
+    there is no /proc: leases are then only ever reclaimed by expiry."""
+    try:
+        return f"{socket.gethostname()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
 class HostLimiter:
     """Cross-process per-host limits in one SQLite file. Thread-safe; async wrappers below.
 
@@ -128,11 +139,13 @@ class HostLimiter:
         self.path = Path(path)
         self.lease_ttl = lease_ttl
         self.clock = clock
-        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._here = _process_space()  # leases of dead processes of this space are reclaimed
+        self.holder = f"{self._here or socket.gethostname() + '/?'}/{os.getpid()}"
         self.failures = 0  # DB steps that failed (fetches then went on local limits only)
         self.steps = 0  # asks of the file (granted or told to wait)
         self.grants = 0
         self.quick_steps = 0  # of which taken on the caller's thread without waiting
+        self.reclaimed = 0  # leases of dead processes of this machine taken back early
         self._lock = threading.Lock()  # guards _db
         self._db: sqlite3.Connection | None = None
         self._quick_lock = threading.Lock()  # guards _quick
@@ -183,6 +196,14 @@ class HostLimiter:
             if floor_until > now:
                 gap = max(gap, floor_gap)
             decision = decide(now, active, concurrency, next_start, gap, poll)
+            if not decision.granted and active >= concurrency and self._here:
+                # Full: a holder killed on this machine need not be waited out for its TTL.
+                dead = [(lease_id,) for lease_id, holder in db.execute(
+                    "SELECT id, holder FROM lease WHERE host=?", (host,)) if self._dead(holder)]
+                if dead:
+                    db.executemany("DELETE FROM lease WHERE id=?", dead)
+                    self.reclaimed += len(dead)
+                    decision = decide(now, active - len(dead), concurrency, next_start, gap, poll)
             lease = None
             if decision.granted:
                 lease = db.execute(
@@ -205,6 +226,19 @@ class HostLimiter:
             elif self.grants % CHECKPOINT_EVERY == 0:
                 self._in_background(self._checkpoint)
         return Grant(lease, decision.wait)
+
+    def _dead(self, holder: str) -> bool:
+        """Is ``holder`` a process of this machine's process space that no longer exists?"""
+        space, _, pid = holder.rpartition("/")
+        if space != self._here or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, not ours to signal
+            return False
+        return False
 
     def try_acquire(self, host: str, concurrency: int, gap: float,
                     poll: float = POLL_MIN) -> Grant:

@@ -279,32 +279,66 @@ def test_processes_share_the_minimum_gap(servers: tuple[_Recorder, dict[str, str
     assert min(spacing) >= gap - 0.15, spacing
 
 
-@pytest.mark.integration
-def test_a_killed_process_does_not_hold_its_slot_forever(
-        servers: tuple[_Recorder, dict[str, str]], tmp_path: Path) -> None:
-    recorder, bases = servers
-    base = bases["127.0.0.1"]
-    timeout = 4.0  # the holder is killed well before its own request would time out
-    opts: dict[str, object] = {"per_host_concurrency": 1, "per_host_min_gap": 0.0, "timeout": timeout}
-    holder = _start([f"{base}/hang"], tmp_path, opts)
+def _hold_a_slot(recorder: _Recorder, base: str, data_dir: Path,
+                 opts: dict[str, object]) -> tuple[subprocess.Popen[str], float]:
+    """A process that holds the one slot of 127.0.0.1 (its request hangs); when it arrived."""
+    holder = _start([f"{base}/hang"], data_dir, opts)
     _run_go(holder)
     deadline = time.monotonic() + 30
     while not recorder.arrived("127.0.0.1"):
         assert time.monotonic() < deadline, "the holder never reached the server"
         time.sleep(0.02)
-    held_at = recorder.arrived("127.0.0.1")[0]
-    holder.send_signal(signal.SIGKILL)  # no chance to release its lease
-    holder.wait(10)
-    assert holder.returncode == -signal.SIGKILL
+    return holder, recorder.arrived("127.0.0.1")[0]
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)  # no chance to give its lease back
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.integration
+def test_a_killed_process_slot_is_taken_back_at_once_on_its_machine(
+        servers: tuple[_Recorder, dict[str, str]], tmp_path: Path) -> None:
+    recorder, bases = servers
+    timeout = 20.0  # its lease would live 26 s
+    opts: dict[str, object] = {"per_host_concurrency": 1, "per_host_min_gap": 0.0,
+                               "timeout": timeout}
+    holder, _held_at = _hold_a_slot(recorder, bases["127.0.0.1"], tmp_path, opts)
     probe = HostLimiter(limits_path(tmp_path), lease_ttl=lease_ttl(timeout))
     try:
-        assert probe.active("127.0.0.1") == 1  # the dead process's lease is still there
-        assert probe.try_acquire("127.0.0.1", 1, 0.0).lease is None
+        assert probe.try_acquire("127.0.0.1", 1, 0.0).lease is None  # alive: it keeps its slot
+        _kill(holder)
+        assert probe.active("127.0.0.1") == 1  # the dead process's lease has not expired...
+        assert probe.try_acquire("127.0.0.1", 1, 0.0).lease is not None  # ...but is taken back
+        assert probe.reclaimed == 1
+    finally:
+        if holder.poll() is None:
+            _kill(holder)
+        probe.close()
+
+
+@pytest.mark.integration
+def test_a_dead_lease_from_another_machine_expires(
+        servers: tuple[_Recorder, dict[str, str]], tmp_path: Path) -> None:
+    recorder, bases = servers
+    base = bases["127.0.0.1"]
+    timeout = 4.0  # the holder is killed well before its own request would time out
+    opts: dict[str, object] = {"per_host_concurrency": 1, "per_host_min_gap": 0.0,
+                               "timeout": timeout}
+    holder, held_at = _hold_a_slot(recorder, base, tmp_path, opts)
+    _kill(holder)
+    with sqlite3.connect(limits_path(tmp_path)) as db:
+        # As if it had run in another container: no PID of ours can tell whether it lives.
+        assert db.execute("UPDATE lease SET holder='elsewhere/pid:[1]/1'").rowcount == 1
+    probe = HostLimiter(limits_path(tmp_path), lease_ttl=lease_ttl(timeout))
+    try:
+        assert probe.try_acquire("127.0.0.1", 1, 0.0).lease is None  # still held
     finally:
         probe.close()
 
     waiter = _start([f"{base}/fast?after-kill"], tmp_path, opts)
-    assert _run_together([waiter]) == [[None]]  # reclaimed: the slot is usable again
+    assert _run_together([waiter]) == [[None]]  # expired: the slot is usable again
     after = [t for h, p, t in recorder.arrivals if p == "/fast?after-kill"]
     assert len(after) == 1
     # ...but only once the dead lease expired (slack for the holder's connect time)

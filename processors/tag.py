@@ -292,10 +292,15 @@ class Tagger:
             for cc in set(self.conflict_where[cid]):
                 self.country_conflicts[cc].append(cid)
         self.country_side: dict[tuple[str, str], int] = {}
+        # a party's country that is not where the war is fought ("US and British jets struck
+        # Hodeidah"): it says which side, not where; used only to see both sides named
+        self.side_abroad: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for cid, sides in self.conflict_sides.items():
             for i, (_, s_countries) in enumerate(sides):
                 for cc in s_countries:
                     self.country_side[(cid, cc)] = i
+                    if cc not in self.conflict_where[cid]:
+                        self.side_abroad[cc].append((cid, i))
         self.actor_share = dict(actor_share)
         self.country_share = dict(country_share)
 
@@ -337,7 +342,8 @@ class Tagger:
         for sid, st in tx.sub_types.items():
             self.sub_types[sid] = {"event_type": st.get("event_type", "other"),
                                    "with": dict(st.get("with") or {}),
-                                   "redirect": dict(st.get("redirect") or {})}
+                                   "redirect": dict(st.get("redirect") or {}),
+                                   "yields": dict(st.get("yields") or {})}
             for s, w in (st.get("terms") or {}).items():
                 # negative weights mark phrases that look like the sub-type but are not
                 # ("called for a ceasefire" is no agreement); the longest match wins
@@ -558,6 +564,10 @@ class Tagger:
                 if side is not None:
                     sides_hit[cid].add(side)
 
+        for cc in country_ev:
+            for cid, side in self.side_abroad.get(cc, ()):
+                if cid in ev:
+                    sides_hit[cid].add(side)
         conflict_raw: dict[str, float] = {}
         home_only: set[str] = set()
         for cid, items in ev.items():
@@ -577,6 +587,14 @@ class Tagger:
             elif not strong[cid]:
                 total *= 0.6  # one side only and nothing that names this war
             conflict_raw[cid] = total
+        # when one war has both its sides in the story, a war that shares one of them but
+        # has only that side here is the less likely reading ("Israeli jets struck Houthi
+        # targets in Sanaa" is the Red Sea war, not Yemen's civil war)
+        both = {cid for cid in conflict_raw if len(sides_hit.get(cid, ())) >= 2}
+        if both:
+            for cid in conflict_raw:
+                if cid not in both and len(self.conflict_sides.get(cid) or ()) >= 2:
+                    conflict_raw[cid] *= 0.65
 
         event_raw: dict[str, float] = {}
         for sid, items in events.items():
@@ -592,6 +610,12 @@ class Tagger:
             if (to and rd.get("with") in groups_present and rd.get("unless") not in groups_present
                     and event_raw[sid] > 0):
                 event_raw[to] = max(event_raw.get(to, 0.0), event_raw[sid] * 2.0)
+                event_raw[sid] *= 0.5
+            # an interception story where people died is the strike's story (ACLED codes the
+            # strike when it did harm): `yields` halves the sub-type then
+            yd = self.sub_types.get(sid, {}).get("yields") or {}
+            if yd.get("when") in groups_present and any(
+                    event_raw.get(o, 0.0) > 0 for o in yd.get("to") or ()):
                 event_raw[sid] *= 0.5
 
         v = sum(_accumulate(f) * vocab_w[k] for k, f in vocab.items())

@@ -851,6 +851,8 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         log.info("nesting flattened url=%s dropped_tags=%d", url, dropped)
         flags.append("nesting_flattened")
         tree = _parse(data)
+    if flags:  # what the guards cut, one line per page (the flags travel with the article)
+        log.info("markup bounded url=%s cuts=%s bytes=%d", url, ",".join(flags), len(data))
     if tree is not None and tags > MAX_ELEMENTS:  # only then the exact count
         elements = sum(1 for _ in tree.iter())
         if elements > MAX_ELEMENTS:

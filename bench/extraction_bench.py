@@ -19,8 +19,11 @@ With ``--tables`` it adds "ours + tables": the same stage with trafilatura's
 ``include_tables`` on and tables no longer deleted up front (the choice the stage makes
 without tables is measured, not assumed).
 
+With ``--hostile`` it times ``clean`` (CPU seconds, one call each) on the pathological pages
+of tests/test_hostile.py (100k attributes on a tag, a million <br>, 100k nested tags...).
+
 Run: .venv/bin/python bench/extraction_bench.py [--rounds 3] [--readability] [--pool 2]
-     [--tables]
+     [--tables] [--hostile]
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ def main() -> None:
                         help="also score against readability-pages' expected text")
     parser.add_argument("--tables", action="store_true",
                         help="also run the stage with tables included")
+    parser.add_argument("--hostile", action="store_true",
+                        help="also time the pathological pages of tests/test_hostile.py")
     parser.add_argument("--pool", type=int, default=0,
                         help="also measure a process pool of this many workers")
     args = parser.parse_args()
@@ -144,6 +149,22 @@ def main() -> None:
         readability(runs)
     if args.pool:
         pool_scaling(pages, urls, args.pool)
+    if args.hostile:
+        hostile()
+
+
+def hostile() -> None:
+    from processors.clean import Rejected, clean
+    from tests.test_hostile import PAGE_CASES
+
+    print("\nhostile pages (tests/test_hostile.py): CPU seconds of one clean() call\n")
+    for name, case in PAGE_CASES.items():
+        start = time.process_time()
+        result = clean(case.body, "https://news.example/a", content_type=case.content_type)
+        elapsed = time.process_time() - start
+        outcome = (f"rejected {result.reason}" if isinstance(result, Rejected)
+                   else "article " + ",".join(result.flags))
+        print(f"{name:34} {len(case.body):>10,} bytes {elapsed:7.3f} s  {outcome}")
 
 
 def _clean_one(raw: bytes, url: str) -> int:

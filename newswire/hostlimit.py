@@ -23,9 +23,13 @@ no notion of slots held while a request is in flight, nor of leases that expire.
 The event loop never waits on a lock held by another process: it tries each step once without
 waiting (tens of microseconds), and when the file is busy the step runs in the limiter's own
 thread instead; checkpoints (the only fsyncs) run there too. Waiting for a slot or a gap is an
-``asyncio.sleep``. If the file cannot be
-used (disk full, read-only...), requests go ahead under the in-process limits only, and the
-failure is counted and logged: politeness degrades, fetching never stops.
+``asyncio.sleep``. If the file cannot be used (disk full, read-only...), requests go ahead
+under the in-process limits only, and the failure is counted and logged: politeness degrades,
+fetching never stops.
+
+Each process checks the shared count against its own ``per_host_concurrency`` and gap, so give
+every service of a node the same fetch settings. Within a process only one waiter per host asks
+the file at a time, so processes contend for a busy host on roughly equal terms.
 """
 
 from __future__ import annotations

@@ -147,6 +147,8 @@ def _key(surface: str) -> tuple[str, int]:
             flags |= PREFIX  # ("הודי" Indian must not match "הודיע" announced)
     elif script == "CYRILLIC" and len(key) >= 5 and " " not in key:
         flags |= PREFIX  # case endings: Херсон -> Херсона, Херсоне
+    elif script == "DEVANAGARI" and len(key) >= 5 and " " not in key:
+        flags |= PREFIX  # plural/oblique endings: मिसाइल -> मिसाइलें, मिसाइलों
     return key, flags
 
 

@@ -121,20 +121,25 @@ class Supervisor:
                 child.proc.send_signal(signal.SIGTERM)
         failed = 0
         started = time.monotonic()
-        for child in reversed(self.children):
-            if child.proc is None:
-                continue
+        running = [(c.name, c.proc) for c in reversed(self.children) if c.proc is not None]
+        while running and time.monotonic() < deadline:
+            # All at once, so each one's own drain time is logged: the slow one is the news.
+            for name, proc in list(running):
+                code = proc.poll()
+                if code is not None:
+                    log.info("service stopped name=%s code=%s after=%.1fs", name, code,
+                             time.monotonic() - started)
+                    running.remove((name, proc))
+            time.sleep(0.05)
+        for name, proc in running:
+            log.warning("service did not stop in %.1fs, killing name=%s pid=%s",
+                        SERVICE_GRACE, name, proc.pid)
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: with its pool
             try:
-                code = child.proc.wait(max(0.1, deadline - time.monotonic()))
-                # Which service is slow to drain is what an operator wants to know here.
-                log.info("service stopped name=%s code=%s after=%.1fs", child.name, code,
-                         time.monotonic() - started)
+                proc.wait(1)
             except subprocess.TimeoutExpired:
-                log.warning("service did not stop in time, killing name=%s pid=%s",
-                            child.name, child.proc.pid)
-                os.killpg(child.proc.pid, signal.SIGKILL)  # its own session: with its pool
-                child.proc.wait(1)
-                failed += 1
+                log.error("service survived SIGKILL name=%s pid=%s", name, proc.pid)
+            failed += 1
         return 1 if failed else 0
 
 

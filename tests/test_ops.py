@@ -213,3 +213,46 @@ def test_up_refuses_a_feeds_file_it_cannot_use(tmp_path):
     done = run_up(tmp_path / "data", free_port(), "--feeds", str(rss))
     assert done.returncode == 1 and "this is a feed (<rss>)" in done.stderr
     assert not (tmp_path / "data" / "broker").exists()
+
+
+def test_shutdown_kills_only_the_service_that_ignores_sigterm(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from newswire import runner
+    from newswire.settings import load_settings
+
+    monkeypatch.setattr(runner, "SERVICE_GRACE", 1.5)
+    supervisor = runner.Supervisor(load_settings(data_dir=tmp_path))
+    polite = "import time\ntime.sleep(60)"
+    stubborn = ("import signal, subprocess, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                "print(kid.pid, flush=True)\ntime.sleep(60)")
+    for child in supervisor.children:  # real processes in their own sessions, as up starts them
+        code = stubborn if child.name == "processor" else polite
+        child.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                                      stdout=subprocess.PIPE, text=True)
+    grandchild = int(next(c for c in supervisor.children if c.name == "processor")
+                     .proc.stdout.readline())
+    time.sleep(0.3)  # let the stubborn one install its handler before the signal
+    with caplog.at_level(logging.INFO, logger="newswire.runner"):
+        assert supervisor.shutdown() == 1
+    stopped = {r.args[0] for r in caplog.records if r.msg.startswith("service stopped")}
+    assert stopped == {"web", "indexer", "poller"}
+    assert any("killing name=processor" in r.getMessage() for r in caplog.records)
+    for child in supervisor.children:
+        assert child.proc.poll() is not None
+        child.proc.stdout.close()
+    assert gone(grandchild)  # the stubborn one's own child went with it (its process group)
+
+
+def gone(pid: int) -> bool:
+    import psutil
+
+    for _ in range(40):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True  # dead, waiting for whoever adopted it to reap it
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

@@ -178,6 +178,9 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05, help="article page latency, seconds")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--keep", action="store_true", help="keep the data dir and log")
+    ap.add_argument("--log-level", default="WARNING", help="of the services, into the log")
+    ap.add_argument("--dump", type=Path, help="write per-item epoch times (served, entry, "
+                    "article, searchable) to this JSON file")
     args = ap.parse_args()
 
     from indexer.store import open_store
@@ -193,7 +196,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
     log = tmp / "up.log"
     env = {"NEWSWIRE_POLL__MIN_INTERVAL": "1", "NEWSWIRE_POLL__DEFAULT_INTERVAL": "1",
-           "NEWSWIRE_FETCH__PER_HOST_CONCURRENCY": "64", "NEWSWIRE_LOG_LEVEL": "WARNING"}
+           "NEWSWIRE_FETCH__PER_HOST_CONCURRENCY": "64", "NEWSWIRE_LOG_LEVEL": args.log_level}
     up = start_up(tmp / "data", world.feed_urls(), log, env=env)
     settings = load_settings(data_dir=tmp / "data")
     searchable: dict[int, float] = {}
@@ -279,6 +282,12 @@ def main() -> None:
         "pipeline_articles_per_s_first_served_to_last": round(overall, 2),
         "trafilatura_single_core_articles_per_s": round(traf, 2),
         "ratio": round(steady / (traf * cores), 3),
+        # The same ratio in CPU time (trafilatura CPU-s per page / pipeline CPU-s per article):
+        # what the ratio is when the pipeline has its cores to itself and is CPU-bound; the
+        # wall-clock ratio above also counts other load on the machine (see load_avg).
+        "cpu_ratio": round((1 / traf) / (sum(cpu_by_service.values()) / max(done, 1)), 3)
+        if done else float("nan"),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "latency_s": latency_summary(latencies),
         "alert_latency_s": latency_summary(alert_lat),
         "latency_by_stage_s": stage_latencies(world, keys, searchable, entries, articles,
@@ -289,6 +298,12 @@ def main() -> None:
                                          for k, v in sorted(cpu_by_service.items())},
         "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peak_rss.items())},
     }
+    if args.dump:
+        args.dump.write_text(json.dumps([
+            {"i": i, "served": world.first_served[i] + clock_offset if i in world.first_served
+             else None, "entry": entries.get(key), "article": articles.get(key),
+             "searchable": searchable[i] + clock_offset if i in searchable else None}
+            for key, i in sorted(keys.items(), key=lambda kv: kv[1])]))
     if args.keep:
         report["log"] = str(log)
     else:

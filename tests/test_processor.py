@@ -175,3 +175,16 @@ def test_idle_consumer_stops_spinning_and_still_gets_the_next_record(kafka_setti
     assert (first, second) == (b"first", b"second")
     # Backoff: ~15 fetches in 2 s; without it thousands. Slowness only lowers the count.
     assert 0 < idle_fetches < 60, idle_fetches
+
+
+def test_warm_up_page_runs_the_whole_enrich_path() -> None:
+    """The worker warms the pool's parent with a built-in page before forking; a page that
+    extraction rejected would leave the lazy models cold and the first real pages slow."""
+    from processors.enrich import init_worker
+    from processors.worker import warm_up
+
+    init_worker(None)
+    done = warm_up()
+    assert done.reason is None and done.clean is not None and done.tags is not None
+    assert done.clean.language == "en" and "river town" in done.clean.text
+    assert done.fingerprint is not None

@@ -62,6 +62,7 @@ class Supervisor:
         self.settings = settings
         self.broker = broker
         self.stop = stop or threading.Event()
+        self.force = threading.Event()  # a second Ctrl-C: no more waiting for a drain
         self.children = [Child(name, args) for name, args in SERVICES]
         self.env = {**os.environ, **child_env(settings)}
 
@@ -122,7 +123,7 @@ class Supervisor:
         failed = 0
         started = time.monotonic()
         running = [(c.name, c.proc) for c in reversed(self.children) if c.proc is not None]
-        while running and time.monotonic() < deadline:
+        while running and time.monotonic() < deadline and not self.force.is_set():
             # All at once, so each one's own drain time is logged: the slow one is the news.
             for name, proc in list(running):
                 code = proc.poll()
@@ -132,8 +133,9 @@ class Supervisor:
                     running.remove((name, proc))
             time.sleep(0.05)
         for name, proc in running:
-            log.warning("service did not stop in %.1fs, killing name=%s pid=%s",
-                        SERVICE_GRACE, name, proc.pid)
+            log.warning("service did not stop %s, killing name=%s pid=%s",
+                        "before a second signal" if self.force.is_set()
+                        else f"in {SERVICE_GRACE:.1f}s", name, proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)  # its own session: with its pool
             try:
                 proc.wait(1)
@@ -228,9 +230,16 @@ def _run_locked(settings: Settings) -> int:
     # Handlers first: a signal during the broker's start must not leave it running (it has
     # its own session, so it would outlive us).
     stop = threading.Event()
+    force = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("stopping on signal=%s", signal.Signals(signum).name)
+        if stop.is_set():
+            log.warning("second signal=%s: killing the services that still run",
+                        signal.Signals(signum).name)
+            force.set()
+            return
+        log.info("stopping on signal=%s (a second one kills what still runs)",
+                 signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -257,6 +266,7 @@ def _run_locked(settings: Settings) -> int:
         if stop.is_set():
             return 0
         supervisor = Supervisor(settings, broker, stop)
+        supervisor.force = force
         store = "Elasticsearch " + str(settings.search.elasticsearch_url) \
             if settings.search.uses_elasticsearch else f"embedded index {settings.data_dir / 'index'}"
         log.info("newswire up: kafka=%s search=%s page=http://%s:%s/ data_dir=%s",

@@ -256,3 +256,31 @@ def gone(pid: int) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_second_signal_ends_the_wait_for_a_slow_service(tmp_path, monkeypatch):
+    import threading
+
+    from newswire import runner
+    from newswire.settings import load_settings
+
+    monkeypatch.setattr(runner, "SERVICE_GRACE", 600.0)  # only the second signal can end it
+    supervisor = runner.Supervisor(load_settings(data_dir=tmp_path))
+    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" \
+               "print('ready', flush=True)\ntime.sleep(600)"
+    for child in supervisor.children:
+        child.proc = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True,
+                                      stdout=subprocess.PIPE, text=True)
+    for child in supervisor.children:
+        assert child.proc.stdout.readline() == "ready\n"
+    result: list[int] = []
+    waiter = threading.Thread(target=lambda: result.append(supervisor.shutdown()), daemon=True)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # the first signal waits for the drain
+    supervisor.force.set()  # what the second Ctrl-C does
+    waiter.join(30)
+    assert result == [1]
+    for child in supervisor.children:
+        assert child.proc.poll() is not None
+        child.proc.stdout.close()

@@ -82,15 +82,30 @@ def pipeline_status(settings: Settings, now: float | None = None) -> dict[str, A
                              "lag": lag, "committed": bool(committed),
                              "per_minute": None if recent is None
                              else round(recent / (RATE_WINDOW / 60), 2)}
-        dead = {}
-        for stage in DLQ_STAGES:
-            topic = settings.topic(f"dlq.{stage}")
-            begins, ends = _begin_offsets(consumer, topic), _end_offsets(consumer, topic)
-            dead[stage] = sum(ends.values()) - sum(begins.get(tp, 0) for tp in ends)
-        return {"stages": stages, "dead_letters": dead}
+        return {"stages": stages, "dead_letters": _dead_counts(consumer, settings)}
     finally:
         consumer.close()
         admin.close()
+
+
+def _dead_counts(consumer: KafkaConsumer, settings: Settings) -> dict[str, int]:
+    dead = {}
+    for stage in DLQ_STAGES:
+        topic = settings.topic(f"dlq.{stage}")
+        begins, ends = _begin_offsets(consumer, topic), _end_offsets(consumer, topic)
+        dead[stage] = sum(ends.values()) - sum(begins.get(tp, 0) for tp in ends)
+    return dead
+
+
+def dead_letter_counts(settings: Settings) -> dict[str, int]:
+    """Dead letters kept per stage (all of them, not a sample)."""
+    consumer = KafkaConsumer(client_id="newswire-dlq", enable_auto_commit=False,
+                             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                             **settings.kafka.client_config())
+    try:
+        return _dead_counts(consumer, settings)
+    finally:
+        consumer.close()
 
 
 @dataclass(frozen=True)
@@ -103,18 +118,26 @@ class StoredLetter:
     value: dict[str, Any]
 
 
-def read_dead_letters(settings: Settings, stage: str, limit: int = 1000) -> Iterator[StoredLetter]:
-    """Dead letters of one stage, oldest first, without joining any consumer group."""
+def read_dead_letters(settings: Settings, stage: str, limit: int = 1000, *,
+                      newest: bool = False) -> Iterator[StoredLetter]:
+    """Dead letters of one stage, oldest first, without joining any consumer group.
+
+    ``newest``: start ``limit`` letters before the end of each partition instead of at the
+    beginning (the recent ones, for a summary of a long dead-letter topic).
+    """
     topic = settings.topic(f"dlq.{stage}")
     consumer = KafkaConsumer(client_id="newswire-dlq", enable_auto_commit=False,
                              consumer_timeout_ms=2000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                              **settings.kafka.client_config())
     try:
         ends = _end_offsets(consumer, topic)
-        if not any(ends.values()):
-            return
+        begins = _begin_offsets(consumer, topic)
+        if all(end <= begins.get(tp, 0) for tp, end in ends.items()):
+            return  # empty, or every letter past retention: nothing would ever arrive
         consumer.assign(list(ends))
-        consumer.seek_to_beginning()
+        for tp, end in ends.items():
+            start = begins.get(tp, 0)
+            consumer.seek(tp, max(start, end - limit) if newest else start)
         seen = 0
         for message in consumer:  # stops by itself after consumer_timeout_ms of silence
             try:

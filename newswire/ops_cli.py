@@ -121,15 +121,23 @@ def dlq() -> None:
     pass
 
 
-@dlq.command("list", help="Count dead letters per stage and reason.")
+@dlq.command("list", help="Count dead letters per stage, and per reason among the newest "
+             "--sample of each stage.")
+@click.option("--sample", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="How many of the newest letters per stage to count reasons in.")
 @click.pass_context
-def dlq_list(ctx: click.Context) -> None:
+def dlq_list(ctx: click.Context, sample: int) -> None:
     settings = _settings(ctx)
     try:
+        totals = ops.dead_letter_counts(settings)
         for stage in ops.DLQ_STAGES:
-            counts = ops.reason_counts(ops.read_dead_letters(settings, stage))
-            total = sum(counts.values())
-            click.echo(f"{stage}: {total}")
+            click.echo(f"{stage}: {totals[stage]}")
+            if not totals[stage]:
+                continue
+            counts = ops.reason_counts(ops.read_dead_letters(settings, stage, sample,
+                                                             newest=True))
+            if sum(counts.values()) < totals[stage]:
+                click.echo(f"  reasons of the newest {sum(counts.values())}:")
             for reason, n in counts.most_common():
                 click.echo(f"  {n:>6}  {reason}")
     except KafkaError as exc:

@@ -57,6 +57,12 @@ def test_dead_letters_listed_shown_and_replayed(kafka_settings):
     listed = cli(kafka_settings, "dlq", "list")
     assert "process: 4" in listed
     assert "2  fetch:http_404" in listed and "1  clean:binary_content" in listed
+    assert "poll: 0" in listed
+    # A long dead-letter topic: the total stays true, the reasons come from the newest.
+    sampled = cli(kafka_settings, "dlq", "list", "--sample", "2")
+    assert "process: 4\n  reasons of the newest 2:\n" in sampled
+    assert "1  clean:binary_content" in sampled and "1  fetch:timeout" in sampled
+    assert "fetch:http_404" not in sampled
 
     shown = [json.loads(line) for line in cli(kafka_settings, "dlq", "show", "process").splitlines()]
     assert [s["reason"] for s in shown] == ["fetch:http_404", "fetch:http_404",

@@ -9,8 +9,9 @@ Flow (every arrow a Kafka topic, every state a changelog-backed table):
   matching article (with the ids of the rules it matched) to the ``alert-matches`` topic,
   which has ONE partition, so all alert state lives in one place (the alerts table);
 - ``alert-matches`` -> ``alert-decide`` agent: ``decide.on_match``/``on_flush`` (pure) against
-  the alert state table (key ``rule|story``, changelog = the compacted alerts topic) and the
-  per-rule outbox table, every rule of a match in one synchronous pass; then delivery
+  the alert state table (key = story id, value = every rule's alert on it; changelog = the
+  compacted alerts topic) and the per-rule outbox table, every rule of a match in one
+  synchronous pass and one state write; then delivery
   through ``channels.Deliverer`` in bounded background tasks (a slow channel never delays
   the next article's alerts); a channel that still fails after its retries goes to the
   alert dead-letter topic, the other channels are unaffected.
@@ -41,7 +42,7 @@ from newswire.settings import Settings
 from processors.alerts.channels import Deliverer, RetryPolicy, SmtpSettings
 from processors.alerts.decide import Notification, Outcome, after_delivery, on_flush, on_match
 from processors.alerts.matcher import RuleIndex, check_rule
-from processors.alerts.models import Alert, MatchEvent, Outbox, alert_key
+from processors.alerts.models import Alert, MatchEvent, Outbox, StoryAlerts, alert_key
 from processors.alerts.rules import Rule
 from processors.alerts.settings import AlertSettings
 
@@ -303,13 +304,15 @@ def _decide_all(service: AlertService, match: MatchEvent, dead_letter: Any,
 
     Returns what to deliver, and the dead letters of rules whose decision failed (a bug in
     one rule's decision must not stop the others). No await in here: the decisions of
-    ~50 rules per article cost microseconds each, a task per rule cost more than the work.
+    ~50 rules per article cost microseconds each, a task per rule cost more than the work;
+    and their alert states are written together, one message per story.
     """
     sends: list[tuple[Rule, Notification]] = []
     letters: list[Any] = []
+    states = _StateBatch(service)
     for rule_id in match.rule_ids:
         try:
-            sent = _decide(service, rule_id, match)
+            sent = _decide(service, rule_id, match, states)
         except Exception as exc:
             log.exception("alert decision bug rule=%s story=%s", rule_id, match.story_id)
             letters.append(dead_letter(event, "exception", _short(exc),
@@ -317,7 +320,49 @@ def _decide_all(service: AlertService, match: MatchEvent, dead_letter: Any,
             continue
         if sent is not None:
             sends.append(sent)
+    try:
+        states.write()
+    except Exception as exc:  # nothing was delivered yet: say so, loudly, and go on
+        log.exception("alert state write bug story=%s", match.story_id)
+        letters.append(dead_letter(event, "exception", _short(exc), key=match.story_id))
+        sends = []
     return sends, letters
+
+
+class _StateBatch:
+    """Alert states read and changed during one event, written once per story."""
+
+    def __init__(self, service: AlertService) -> None:
+        self.table = service.tables["alerts"]
+        self.records: dict[str, StoryAlerts] = {}
+        self.changed: dict[str, list[Alert]] = {}
+
+    def record(self, story_id: str) -> StoryAlerts:
+        rec = self.records.get(story_id)
+        if rec is None:
+            rec = self.records[story_id] = _read_story(self.table, story_id)
+        return rec
+
+    def get(self, rule_id: str, story_id: str) -> Alert | None:
+        for alert in reversed(self.changed.get(story_id, ())):  # this event's own changes
+            if alert.rule_id == rule_id:
+                return alert
+        return self.record(story_id).alerts.get(rule_id)
+
+    def put(self, alerts: tuple[Alert, ...]) -> None:
+        for alert in alerts:
+            self.changed.setdefault(alert.story_id, []).append(alert)
+
+    def write(self) -> None:
+        for story_id, alerts in self.changed.items():
+            rec = self.record(story_id).with_alerts(alerts)
+            self.table[story_id.encode()] = rec.to_bytes()
+        self.changed.clear()
+
+
+def _read_story(table: Any, story_id: str) -> StoryAlerts:
+    raw = table.get(story_id.encode())
+    return StoryAlerts.from_bytes(raw) if raw else StoryAlerts(story_id=story_id)
 
 
 async def _deliver_safely(service: AlertService, rule: Rule, note: Notification,
@@ -332,9 +377,8 @@ async def _deliver_safely(service: AlertService, rule: Rule, note: Notification,
         service.limit.release()
 
 
-def _decide(service: AlertService, rule_id: str,
-            match: MatchEvent) -> tuple[Rule, Notification] | None:
-    alerts_table = service.tables["alerts"]
+def _decide(service: AlertService, rule_id: str, match: MatchEvent,
+            states: _StateBatch) -> tuple[Rule, Notification] | None:
     outbox_table = service.tables["outbox"]
     rule = service.rules.get(rule_id)
     now = utcnow()
@@ -343,18 +387,14 @@ def _decide(service: AlertService, rule_id: str,
         if raw_box is None:
             return None
         outbox = Outbox.from_bytes(raw_box)
-        held = {}
-        for story in outbox.pending:
-            raw = alerts_table.get(alert_key(rule_id, story).encode())
-            if raw:
-                held[story] = Alert.from_bytes(raw)
+        held = {story: alert for story in outbox.pending
+                if (alert := states.get(rule_id, story)) is not None}
         outcome = on_flush(rule, outbox, held, now)
     else:
         if rule is None:  # deleted since the match: nothing to do
             DECISIONS.labels("no_rule").inc()
             return None
-        raw = alerts_table.get(alert_key(rule_id, match.story_id).encode())
-        existing = Alert.from_bytes(raw) if raw else None
+        existing = states.get(rule_id, match.story_id)
         outbox = None
         if existing is None and (rule.throttle or rule.digest or rule_id in service.queued):
             # only throttled/digest rules (or one that was, with alerts still queued) have
@@ -366,15 +406,14 @@ def _decide(service: AlertService, rule_id: str,
     DECISIONS.labels(outcome.reason).inc()
     log.debug("alert decision rule=%s story=%s outcome=%s", rule_id, match.story_id,
               outcome.reason)
-    _store(service, outcome)
+    states.put(outcome.alerts)
+    _store_outbox(service, outcome)
     if outcome.send is None or rule is None:
         return None
     return rule, outcome.send
 
 
-def _store(service: AlertService, outcome: Outcome) -> None:
-    for alert in outcome.alerts:
-        service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
+def _store_outbox(service: AlertService, outcome: Outcome) -> None:
     box = outcome.outbox
     if box is not None:
         service.tables["outbox"][box.rule_id.encode()] = box.to_bytes()
@@ -392,22 +431,15 @@ async def _redeliver(service: AlertService, rule: Rule | None, match: MatchEvent
         log.warning("redelivery dropped rule=%s channel_index=%s: rule or channel gone",
                     match.rule_ids, index)
         return
-    alerts = []
-    for story in match.stories:
-        raw = service.tables["alerts"].get(alert_key(rule.id, story).encode())
-        if raw:
-            alerts.append(Alert.from_bytes(raw))
+    table = service.tables["alerts"]
+    alerts = [alert for story in match.stories
+              if (alert := _read_story(table, story).alerts.get(rule.id)) is not None]
     if not alerts:
         DECISIONS.labels("redeliver_dropped").inc()
         return
     DECISIONS.labels("redeliver").inc()
     note = Notification(match.notification_kind, rule, tuple(alerts), utcnow())
     await _deliver(service, rule, note, dead_letter, event, only=index)
-
-
-def _fresh(service: AlertService, alert: Alert) -> Alert:
-    raw = service.tables["alerts"].get(alert.key.encode())
-    return Alert.from_bytes(raw) if raw else alert
 
 
 async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_letter: Any,
@@ -419,11 +451,15 @@ async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_l
     if only is not None and len(base) == len(rule.channels):  # keep the other channels' results
         outcomes = [*base[:only], results[0], *base[only + 1:]]
     now = utcnow()
-    # the state as it is now: a copy of the story may have been folded in meanwhile
-    done = after_delivery(tuple(_fresh(service, a) for a in note.alerts), tuple(outcomes), now)
-    for alert in done:
-        service.tables["alerts"][alert.key.encode()] = alert.to_bytes()
-        if any(r.ok for r in results) and only is None:
+    # the state as it is now (a copy of the story may have been folded in meanwhile); no
+    # await between this read and the write, so nothing else changes it in between
+    states = _StateBatch(service)
+    current = tuple(states.get(a.rule_id, a.story_id) or a for a in note.alerts)
+    done = after_delivery(current, tuple(outcomes), now)
+    states.put(done)
+    states.write()
+    if any(r.ok for r in results) and only is None:
+        for alert in done:
             LATENCY.observe(max(0.0, (now - alert.first_seen).total_seconds()))
     for (index, channel), result in zip(targets, results, strict=True):
         DELIVERIES.labels(channel.type, str(result.ok).lower()).inc()

@@ -1,7 +1,10 @@
 """Records of the alert stage: a match on its way to the decision, the alert state, the outbox.
 
-The alert state (``Alert``) is the value of the compacted alerts topic, key
-``"<rule id>|<story id>"``: one alert per (rule, story), whatever the number of copies.
+One alert (``Alert``) per (rule, story), whatever the number of copies. They are stored per
+story: the compacted alerts topic has key = story id and value = ``StoryAlerts`` (every
+rule's alert on that story), so an article that matches fifty rules costs one state write,
+not fifty. Keys ``"<rule id>|<story id>"`` with a single ``Alert`` are the older layout,
+still read.
 """
 
 from __future__ import annotations
@@ -129,3 +132,14 @@ class Outbox(Record):
     last_sent: UTCDateTime | None = None
     pending: tuple[str, ...] = ()  # story ids whose alerts are queued
     due: UTCDateTime | None = None
+
+
+class StoryAlerts(Record):
+    """Every rule's alert on one story: the value of the alerts topic (key = story id)."""
+
+    story_id: str
+    alerts: dict[str, Alert] = Field(default_factory=dict)  # rule id -> alert
+
+    def with_alerts(self, alerts: list[Alert]) -> StoryAlerts:
+        return self.model_copy(update={"alerts": {**self.alerts,
+                                                  **{a.rule_id: a for a in alerts}}})

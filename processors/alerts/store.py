@@ -3,7 +3,7 @@
 Writing = producing the rule (key = rule id) or a tombstone (delete) with ``acks=all`` and
 waiting for the broker; reading = consuming the topic from the beginning to its end offsets
 and keeping the last value per key. The workers pick changes up from the same topic.
-The alerts topic (alert state, key ``rule|story``) is read the same way for ``history``.
+The alerts topic (alert states, key = story id) is read the same way for ``alerts``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from newswire.records import utcnow
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
 from processors.alerts.matcher import check_rule
-from processors.alerts.models import Alert
+from processors.alerts.models import Alert, StoryAlerts
 from processors.alerts.rules import Rule
 
 log = logging.getLogger(__name__)
@@ -125,20 +125,25 @@ class RuleStore:
 
     def alerts(self, rule_id: str | None = None, limit: int = 100) -> list[Alert]:
         """Alert states (newest first), optionally of one rule."""
-        latest: dict[bytes, Alert] = {}
-        prefix = f"{rule_id}|".encode() if rule_id else None
+        by_story: dict[bytes, StoryAlerts | None] = {}  # key = story id (current layout)
+        legacy: dict[bytes, Alert | None] = {}  # key = "rule|story" (older layout)
         for key, value in _read_topic(self.settings, self.alerts_topic):
-            if key is None or (prefix and not key.startswith(prefix)):
-                continue
-            if value is None:
-                latest.pop(key, None)
+            if key is None:
                 continue
             try:
-                latest[key] = Alert.from_bytes(value)
+                if b"|" in key:
+                    legacy[key] = Alert.from_bytes(value) if value is not None else None
+                else:
+                    by_story[key] = StoryAlerts.from_bytes(value) if value is not None else None
             except ValidationError:
                 continue
-        ordered = sorted(latest.values(), key=lambda a: a.first_seen, reverse=True)
-        return ordered[:limit]
+        latest: dict[tuple[str, str], Alert] = {
+            (a.rule_id, a.story_id): a for a in legacy.values() if a is not None}
+        for rec in by_story.values():  # the current layout wins over an older entry
+            if rec is not None:
+                latest.update({(a.rule_id, a.story_id): a for a in rec.alerts.values()})
+        chosen = [a for a in latest.values() if rule_id is None or a.rule_id == rule_id]
+        return sorted(chosen, key=lambda a: a.first_seen, reverse=True)[:limit]
 
     def close(self) -> None:
         if self._producer is not None:

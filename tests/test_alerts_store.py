@@ -70,3 +70,42 @@ def test_secret_values_are_refused_and_legacy_rules_still_read(kafka_settings: S
         assert isinstance(hook, WebhookChannel) and hook.secret is not None
         assert hook.secret.get_secret_value() == "hush-1"
         assert "hush-1" not in str(legacy.public())
+
+
+def test_alert_history_reads_story_records_and_the_older_per_rule_layout(
+        kafka_settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kafka import KafkaProducer
+
+    from newswire.topics import ensure_topics
+    from processors.alerts.models import Alert, ArticleRef, StoryAlerts
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def alert(rule: str, story: str, status: str, minutes: int) -> Alert:
+        at = t0 + timedelta(minutes=minutes)
+        return Alert(id=f"{rule}-{story}", rule_id=rule, story_id=story, status=status,  # type: ignore[arg-type]
+                     first=ArticleRef(id=story, url=f"https://x.org/{story}", ingested=at),
+                     first_seen=at)
+
+    ensure_topics(kafka_settings)
+    producer = KafkaProducer(**kafka_settings.kafka.client_config(), acks="all")
+    topic = kafka_settings.topic("alerts")
+    old = alert("r1", "s1", "sending", 1)  # older layout, superseded below
+    producer.send(topic, key=b"r1|s1", value=old.to_bytes())
+    producer.send(topic, key=b"r1|s0", value=alert("r1", "s0", "sent", 0).to_bytes())
+    record = StoryAlerts(story_id="s1", alerts={"r1": alert("r1", "s1", "sent", 1),
+                                                "r2": alert("r2", "s1", "queued", 1)})
+    producer.send(topic, key=b"s1", value=record.to_bytes())
+    producer.send(topic, key=b"s2", value=StoryAlerts(
+        story_id="s2", alerts={"r1": alert("r1", "s2", "failed", 2)}).to_bytes())
+    producer.flush(10)
+    producer.close()
+
+    with RuleStore(kafka_settings) as store:
+        mine = store.alerts("r1")
+        assert [(a.story_id, a.status) for a in mine] == [
+            ("s2", "failed"), ("s1", "sent"), ("s0", "sent")]  # newest first; new layout wins
+        assert [(a.rule_id, a.story_id) for a in store.alerts("r2")] == [("r2", "s1")]
+        assert len(store.alerts()) == 4 and len(store.alerts("r1", limit=1)) == 1

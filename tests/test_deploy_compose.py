@@ -275,6 +275,12 @@ def test_service_environment_builds_the_intended_settings(
     else:
         assert settings.metrics_port == 0
     assert str(settings.data_dir) == "/data"
+    if name in ("poller", "processor"):
+        # Feed polls and article fetches share one per-host budget: the same file, on a
+        # volume both mount.
+        limits = settings.fetch.host_limits_file
+        assert settings.fetch.share_host_limits and limits is not None
+        assert f"host-limits:{limits.parent}" in service["volumes"]
 
     if name in SEARCH_SERVICES:
         assert settings.search.uses_elasticsearch and settings.search.backend == "elasticsearch"

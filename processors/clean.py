@@ -255,16 +255,16 @@ _MARKER_BYTES = (b"aywall", b"piano-", b"ubscriber-only", b"remium-content", b"e
 # Titles and URLs of live pages, in the languages of the sources we poll.
 _LIVE_TITLE = re.compile(
     r"\blive\b(?!\s+(?:music|concert|show|stream|tv|album|review|performance))|"
-    r"\blatest\s*:|: latest\b|as it happened|minute[- ]by[- ]minute|\bliveticker|\bticker\b|en direct|in diretta|en vivo|ao vivo|"
-    r"на живо|онлайн-трансляция|[/-]live[/-]", re.I)
+    r"\blatest\s*:|: latest\b|as it happened|minute[- ]by[- ]minute|\bliveticker|\bticker\b|"
+    r"en direct|in diretta|en vivo|ao vivo|на живо|онлайн-трансляция|[/-]live[/-]", re.I)
 _CONSENT_BUTTON = re.compile(
     r"\baccept|\bagree|\bconsent|i'?m happy|\ballow all|akzeptieren|zustimmen|einverstanden|"
     r"accepter|j'accepte|accetta|acconsento|aceptar|acepto|aceitar|accepteren|akceptuj|"
     r"godkänn|hyväksy|akkoord|d'accord|zgadzam|souhlasím|\bgot it\b|^\s*ok\s*$", re.I)
 # A text that is only a clock time: how live blogs stamp each update ("14:05", "9.32am",
 # "10:15 GMT", "14:05 Uhr", "20h15").
-_CLOCK = re.compile(r"^\s*\d{1,2}\s?[:.h]\s?\d{2}\s*(?:[ap]\.?m\.?|gmt|bst|utc|cet|cest|edt|est|et|pt|"
-                    r"uhr|h)?\s*$", re.I)
+_CLOCK = re.compile(r"^\s*\d{1,2}\s?[:.h]\s?\d{2}\s*"
+                    r"(?:[ap]\.?m\.?|gmt|bst|utc|cet|cest|edt|est|et|pt|uhr|h)?\s*$", re.I)
 
 
 _SIMPLE_SELECTOR = re.compile(r"^\s*([a-z][a-z0-9]*)?([.#])([\w-]+)\s*$", re.I)
@@ -748,17 +748,28 @@ def _wall_message(visible: str, body: str) -> bool:
     return False
 
 
+def _consent_box_xpath() -> Any:
+    from lxml.etree import XPath
+
+    names = ("consent", "cookie", "gdpr", "onetrust", "didomi", "sp_message", "qc-cmp",
+             "usercentrics", "cookiebot", "iubenda", "truste", "cmpbox")
+    named = " or ".join(f"contains(@class, '{n}') or contains(@id, '{n}')" for n in names)
+    return XPath("boolean(//body//*[not(self::a)][@role='dialog' or @role='alertdialog' or "
+                 f"@aria-modal='true' or {named}])")
+
+
+_CONSENT_BOX = _consent_box_xpath()
+
+
 def _cookie_wall(tree: Any, facts: PageFacts, body: str, visible: str, words: int) -> bool:
     """A consent dialog instead of the story: consent language in what was extracted (or,
     when almost nothing was, anywhere in what is left of the page) and a consent dialog or
     controls. A short story about cookies has neither; a full story with a banner is long."""
     if len(_COOKIE.findall(body)) < 2 and not (words < MIN_WORDS and _COOKIE.search(visible)):
         return False
-    # A dialog, or a container its own markup names a consent or cookie box.
-    if tree.xpath("boolean(//body//*[@role='dialog' or @role='alertdialog' or "
-                  "@aria-modal='true' or contains(@class, 'consent') or contains(@id, "
-                  "'consent') or contains(@class, 'cookie') or contains(@id, 'cookie') or "
-                  "contains(@class, 'cmp') or contains(@class, 'gdpr')][not(self::a)])"):
+    # A dialog, or a container its own markup names a consent box (by purpose or by the
+    # consent platforms most publishers use).
+    if _CONSENT_BOX(tree):
         return True
     # Consent controls: buttons (kept in the tree for this: see _UNWANTED), or links and
     # plain elements whose short text is only "Accept all", "Zustimmen", "OK, got it"...
@@ -877,7 +888,7 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         flags.append("liveblog_index")
     # What is left of the page after extraction (navigation, asides, footers are gone):
     # where the wall's own message is, when the extractor kept only the teaser.
-    visible = tree.text_content() or "" if words < TEASER_WORDS else ""
+    visible = (tree.text_content() or "") if words < TEASER_WORDS else ""
     if words < TEASER_WORDS and (
             _paywalled(facts, words) or _wall_message(visible, body)
             or any(_withheld(tree, sel) for sel in facts.gated_selectors[:5])):

@@ -44,16 +44,16 @@ def parse_date(value: str, *, end: bool = False) -> datetime:
                "Elasticsearch when NEWSWIRE_SEARCH__ELASTICSEARCH_URL is set). Offsets are "
                "committed only after the store has the batch; refused documents go to the "
                "dlq.index topic, but when more than half of the last 1,000 records would be "
-               "dead-lettered it halts instead (exit code 3, nothing of that batch committed). "
+               "dead-lettered it halts instead (exit code 3, nothing of that batch committed; "
+               "NEWSWIRE_DEAD_LETTERS__*). "
                "Stops cleanly on SIGINT/SIGTERM.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--membership", type=click.Choice(["auto", "assign", "group"]), default="auto",
-              show_default=True,
-              help="assign: read every partition itself (one indexer; the embedded store's "
+@click.option("--membership", type=click.Choice(["auto", "assign", "group"]),
+              help="Default: NEWSWIRE_INDEX__MEMBERSHIP, else auto. assign: read every partition itself (one indexer; the embedded store's "
               "default, its index has one writer); group: share partitions with other "
               "indexers through the consumer group (the Elasticsearch default).")
 @click.pass_context
-def index_cmd(ctx: click.Context, data_dir: Path | None, membership: str) -> None:
+def index_cmd(ctx: click.Context, data_dir: Path | None, membership: str | None) -> None:
     from indexer.consumer import HALTED, IndexerOptions, run_indexer
     from indexer.store import StoreError
     from newswire import runtime
@@ -69,7 +69,7 @@ def index_cmd(ctx: click.Context, data_dir: Path | None, membership: str) -> Non
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    options = IndexerOptions(membership=membership)  # type: ignore[arg-type]
+    options = IndexerOptions.from_settings(settings, membership=membership)
     try:
         code = run_indexer(settings, stop, options=options)
     except StoreError as exc:  # e.g. another indexer holds the embedded index
@@ -94,6 +94,8 @@ def _table(result: dict[str, Any]) -> str:
         if values:
             shown = ", ".join(f"{v['value']} ({v['count']})" for v in values[:8])
             lines.append(f"{name}: {shown}")
+    if result.get("next_cursor"):
+        lines.append(f"next page: --cursor {result['next_cursor']}")
     return "\n".join(lines)
 
 
@@ -117,15 +119,16 @@ def _table(result: dict[str, Any]) -> str:
               show_default=True)
 @click.option("--size", type=click.IntRange(0, 500), default=20, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--cursor", help="next_cursor of the previous page: deep paging (replaces --page).")
 @click.option("--collapse", is_flag=True, help="One hit per story, with its other outlets.")
 @click.pass_context
 def search_cmd(ctx: click.Context, query: str, as_json: bool, data_dir: Path | None,
                conflicts: tuple[str, ...], countries: tuple[str, ...],
                event_types: tuple[str, ...], sources: tuple[str, ...],
                languages: tuple[str, ...], since: str | None, until: str | None, sort: str,
-               size: int, page: int, collapse: bool) -> None:
+               size: int, page: int, cursor: str | None, collapse: bool) -> None:
     from indexer.query import QuerySyntaxError
-    from indexer.store import SearchRequest, StoreError, open_store
+    from indexer.store import BadCursor, SearchRequest, StoreError, open_store
 
     settings = _settings(ctx, data_dir)
     try:
@@ -135,7 +138,7 @@ def search_cmd(ctx: click.Context, query: str, as_json: bool, data_dir: Path | N
             since=parse_date(since) if since else None,
             until=parse_date(until, end=True) if until else None,
             sort=sort,  # type: ignore[arg-type]
-            size=size, page=page, collapse_stories=collapse)
+            size=size, page=page, cursor=cursor, collapse_stories=collapse)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     store = open_store(settings)
@@ -143,6 +146,8 @@ def search_cmd(ctx: click.Context, query: str, as_json: bool, data_dir: Path | N
         result = store.search(req).to_json()
     except QuerySyntaxError as exc:
         raise click.UsageError(f"bad query: {exc}") from None
+    except BadCursor as exc:
+        raise click.UsageError(f"--cursor: {exc}") from None
     except StoreError as exc:
         raise click.ClickException(f"search store unavailable: {exc}") from None
     finally:

@@ -35,10 +35,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -51,6 +50,7 @@ from pydantic import ValidationError
 from indexer.store import Rejection, SearchStore, StoreUnavailable, open_store
 from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
+from newswire.deadletters import HALTED, DeadLetterLimit
 from newswire.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ HALTS = Counter("newswire_indexer_halts_total",
 PAYLOAD_LIMIT = 20_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
 FETCH_WAIT_MS = 100  # a poll right after one that returned records waits this long for more
-HALTED = 3  # exit code: too many dead letters, stopped without committing
 
 Membership = Literal["auto", "assign", "group"]
 
@@ -85,6 +84,17 @@ class IndexerOptions:
     dead_letter_window: int = 1000
     dead_letter_min_records: int = 100
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> IndexerOptions:
+        """Membership and the dead-letter limit as configured (NEWSWIRE_INDEX__*,
+        NEWSWIRE_DEAD_LETTERS__*), so `newswire up`, compose and k8s can set them."""
+        limit = settings.dead_letters
+        values: dict[str, object] = {
+            "membership": settings.index.membership, "dead_letter_max_share": limit.max_share,
+            "dead_letter_window": limit.window, "dead_letter_min_records": limit.min_records}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
 
 def resolve_membership(membership: Membership, uses_elasticsearch: bool) -> Literal[
         "assign", "group"]:
@@ -93,36 +103,6 @@ def resolve_membership(membership: Membership, uses_elasticsearch: bool) -> Lite
     if membership == "auto":
         return "group" if uses_elasticsearch else "assign"
     return membership
-
-
-@dataclass
-class DeadLetterLimit:
-    """Halts a stage when too large a share of its recent records is dead-lettered (no I/O).
-
-    The share is over the last ``window`` records (whole batches: the oldest batch is dropped
-    while the rest still covers the window), and only once ``min_records`` were seen, so a
-    few bad records at start do not halt."""
-
-    max_share: float = 0.5
-    window: int = 1000
-    min_records: int = 100
-    _batches: deque[tuple[int, int]] = field(default_factory=deque)
-    _records: int = 0
-    _dead: int = 0
-
-    def add(self, records: int, dead: int) -> str | None:
-        """Count a batch; the reason to halt, or None."""
-        self._batches.append((records, dead))
-        self._records += records
-        self._dead += dead
-        while len(self._batches) > 1 and self._records - self._batches[0][0] >= self.window:
-            old_records, old_dead = self._batches.popleft()
-            self._records -= old_records
-            self._dead -= old_dead
-        if self._records >= self.min_records and self._dead > self.max_share * self._records:
-            return (f"{self._dead} of the last {self._records} records would be "
-                    f"dead-lettered (limit {self.max_share:.0%})")
-        return None
 
 
 def short_reason(exc: BaseException, limit: int = 300) -> str:

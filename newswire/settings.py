@@ -122,6 +122,21 @@ class ProcessSettings(BaseModel):
     fetch_concurrency: int = Field(32, ge=1, description="article fetches in flight")
 
 
+class DeadLetterSettings(BaseModel):
+    """When a stage would dead-letter more than ``max_share`` of its last ``window`` records
+    (after at least ``min_records``), it halts instead (exit code 3) and commits nothing."""
+
+    max_share: float = Field(0.5, gt=0, le=1, description="1.0 = never halt")
+    window: int = Field(1000, ge=1)
+    min_records: int = Field(100, ge=1)
+
+
+class IndexSettings(BaseModel):
+    membership: Literal["auto", "assign", "group"] = Field(
+        "auto", description="assign: one indexer reads every partition (the embedded store's "
+        "default); group: indexers share partitions (the Elasticsearch default)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSWIRE_", env_nested_delimiter="__", extra="ignore"
@@ -144,6 +159,8 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     web: WebSettings = WebSettings()
     process: ProcessSettings = ProcessSettings()
+    index: IndexSettings = IndexSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -80,6 +80,38 @@ def test_search_json_table_filters_and_errors(data_dir: Path) -> None:
     assert out.exit_code == 2 and "not a date" in out.output
 
 
+def test_search_cursor_walks_every_hit_once(data_dir: Path) -> None:
+    runner = CliRunner()
+    seen, cursor = [], None
+    for _ in range(4):
+        args = ["search", "--json", "--data-dir", str(data_dir), "*", "--sort", "date",
+                "--size", "1", *(["--cursor", cursor] if cursor else [])]
+        out = runner.invoke(main, args)
+        assert out.exit_code == 0, out.output
+        body = json.loads(out.output)
+        seen += [h["id"] for h in body["hits"]]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            break
+    assert sorted(seen) == ["a", "b"] and len(seen) == 2
+    table = runner.invoke(main, ["search", "--data-dir", str(data_dir), "*", "--size", "1"])
+    assert "next page: --cursor " in table.output
+    out = runner.invoke(main, ["search", "--data-dir", str(data_dir), "*", "--cursor", "junk"])
+    assert out.exit_code == 2 and "not a search cursor" in out.output
+
+
+def test_index_options_come_from_settings() -> None:
+    from indexer.consumer import IndexerOptions
+    from newswire.settings import load_settings
+
+    settings = load_settings(index={"membership": "group"},
+                             dead_letters={"max_share": 0.2, "window": 50, "min_records": 10})
+    options = IndexerOptions.from_settings(settings)
+    assert (options.membership, options.dead_letter_max_share, options.dead_letter_window,
+            options.dead_letter_min_records) == ("group", 0.2, 50, 10)
+    assert IndexerOptions.from_settings(settings, membership="assign").membership == "assign"
+
+
 def test_parse_date() -> None:
     assert parse_date("2026-05-02") == datetime(2026, 5, 2, tzinfo=UTC)
     assert parse_date("2026-05-02", end=True) == datetime(2026, 5, 3, tzinfo=UTC)

@@ -92,6 +92,24 @@ def latency_summary(values: list[float]) -> dict[str, float]:
             "p99": round(pct(values, .99), 3), "max": round(max(values, default=float("nan")), 3)}
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one), over all of the process's
+    threads, from Linux /proc schedstat; (0, 0) where it cannot be read."""
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0, 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                fields = f.read().split()
+            run, wait = run + int(fields[0]), wait + int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return run / 1e9, wait / 1e9
+
+
 def wait_until_ready(settings: Any, up: subprocess.Popen[bytes], log: Path,
                      timeout: float = 180) -> Any:
     """Kafka settings of the running `up` once the processor's group has the entries topic
@@ -202,12 +220,14 @@ def main() -> None:
     searchable: dict[int, float] = {}
     peak_rss: dict[str, int] = {}
     cpu: dict[int, tuple[str, float]] = {}
+    sched: dict[int, tuple[str, float, float]] = {}
     store = None
     stage_samples: list[tuple[float, dict[str, int]]] = []
     try:
         kafka = wait_until_ready(settings, up, log)
         add_alert_rule(kafka, hook.url)
         cpu_at_release = {p.pid: sum(p.cpu_times()[:2]) for _, p in process_tree(up.pid)}
+        sched_at_release = {p.pid: schedstat(p.pid) for _, p in process_tree(up.pid)}
         world.release()
         started = last_sample = time.monotonic()
         while len(searchable) < args.articles and time.monotonic() - started < args.timeout:
@@ -218,6 +238,9 @@ def main() -> None:
                     peak_rss[label] = max(peak_rss.get(label, 0), p.memory_info().rss)
                     t = p.cpu_times()
                     cpu[p.pid] = (label, t.user + t.system - cpu_at_release.get(p.pid, 0.0))
+                    run0, wait0 = sched_at_release.get(p.pid, (0.0, 0.0))
+                    run1, wait1 = schedstat(p.pid)
+                    sched[p.pid] = (label, run1 - run0, wait1 - wait0)
                 except psutil.Error:
                     pass
             if store is None and (tmp / "data" / "index").exists():
@@ -275,6 +298,13 @@ def main() -> None:
     cpu_by_service: dict[str, float] = {}
     for label, seconds in cpu.values():
         cpu_by_service[label] = cpu_by_service.get(label, 0.0) + seconds
+    # Share of the run each service spent on a CPU vs runnable but waiting for one (100% =
+    # one core): a service that mostly waits is starved by whatever else runs on the machine.
+    wall = max(searchable.values(), default=started) - started
+    run_wait: dict[str, list[float]] = {}
+    for label, run, waited in sched.values():
+        acc = run_wait.setdefault(label, [0.0, 0.0])
+        acc[0], acc[1] = acc[0] + run, acc[1] + waited
     report = {
         "articles": args.articles, "searchable": done, "feeds": args.feeds,
         "reveal_rate": args.rate, "page_latency_s": args.latency, "cores": cores,
@@ -296,6 +326,9 @@ def main() -> None:
         "cpu_s_per_article": round(sum(cpu_by_service.values()) / max(done, 1), 4),
         "cpu_s_per_article_by_service": {k: round(v / max(done, 1), 4)
                                          for k, v in sorted(cpu_by_service.items())},
+        "on_cpu_vs_waiting_for_cpu_pct": {
+            k: [round(100 * r / wall, 1), round(100 * w / wall, 1)]
+            for k, (r, w) in sorted(run_wait.items())} if wall > 0 else {},
         "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peak_rss.items())},
     }
     if args.dump:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import ssl
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -23,13 +24,15 @@ from pydantic import ValidationError
 
 from newswire import runtime
 from newswire.http import Fetcher, FetchResult
-from newswire.records import DeadLetter, FeedEntry, utcnow
+from newswire.deadletters import HALTED, DeadLetterLimit
+from newswire.records import Article, DeadLetter, FeedEntry, utcnow
 from newswire.settings import KafkaSettings, Settings
 from newswire.topics import ensure_topics
 from processors.clean import build_article
 from processors import fetch_idle
 from processors.enrich import Enriched, enrich, init_worker, pool_child_init
 from processors.fingerprint import StoryIndex
+from processors.inorder import InOrderAcks
 from processors.pagestore import PageStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ ARTICLES_BY_CONFLICT = Counter(
     "newswire_articles_by_conflict_total", "Articles published, by first conflict", ["conflict"]
 )
 STAGE_SECONDS = Histogram("newswire_processor_stage_seconds", "Time per stage", ["stage"])
+HALTS = Counter("newswire_processor_halts_total",
+                "Stops because too many recent entries would be dead-lettered")
 
 # Worth another try later; anything else about a page is final.
 TRANSIENT = frozenset({"timeout", "connect_error", "dns_error", "http_5xx", "http_429"})
@@ -97,6 +102,7 @@ class Processor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.halted: str | None = None  # why the worker stopped itself (dead-letter limit)
         workers = settings.process.workers or os.cpu_count() or 1
         if settings.log_level.upper() != "DEBUG":
             # trafilatura warns about every odd link or attribute in a page's markup
@@ -232,37 +238,90 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         ]
         await dead.send(key=message.key, value=letter.to_bytes(), headers=headers)
 
-    async def handle_event(event: faust.EventT) -> None:
+    async def outcome(event: faust.EventT) -> tuple[Article | None, DeadLetter | None]:
         raw_value = event.value or b""
         try:
             entry = FeedEntry.from_bytes(raw_value)
         except ValidationError as exc:
-            await dead_letter(event, DeadLetter(stage="process", reason="bad_record",
-                                                error=str(exc)[:500]))
-            return
+            return None, DeadLetter(stage="process", reason="bad_record", error=str(exc)[:500])
         try:
-            article, letter = await processor.handle(entry, raw_value)
+            return await processor.handle(entry, raw_value)
         except Exception as exc:  # a bug: never lose the message, say loudly what it was
             log.exception("processor bug key=%s url=%s", entry.key, entry.url)
-            letter, article = DeadLetter(
+            return None, DeadLetter(
                 stage="process", reason="exception", key=entry.key,
-                error="".join(traceback.format_exception_only(exc)).strip()), None
+                error="".join(traceback.format_exception_only(exc)).strip())
+
+    limit = DeadLetterLimit.from_settings(settings.dead_letters)
+
+    async def handle_event(event: faust.EventT) -> bool:
+        """Send the event's article or dead letter; False when it must stay unacked."""
+        article, letter = await outcome(event)
+        if processor.halted:
+            return False
+        halt = limit.add(1, 0 if letter is None else 1)
+        if halt is not None:
+            # A bad deploy, not bad input: stop before this dead letter, commit nothing of it.
+            processor.halted = halt
+            HALTS.inc()
+            log.error("processor halted: too many dead letters stage=process %s last_reason=%s "
+                      "last_error=%r", halt, letter.reason if letter else "-",
+                      (letter.error or "")[:300] if letter else "")
+            signal.raise_signal(signal.SIGTERM)  # Faust's own graceful stop
+            return False
         if letter is not None:
             await dead_letter(event, letter)
-            return
+            return True
+        assert article is not None
         await articles.send(key=article.id.encode(), value=article.to_bytes())
         PROCESSED.labels("article").inc()
         log.info("article key=%s url=%s conflicts=%s partial=%s", article.id, article.url,
                  ",".join(c.id for c in article.conflicts[:3]), article.partial)
+        return True
 
-    @app.agent(entries, concurrency=settings.process.fetch_concurrency)
+    acks: InOrderAcks[faust.EventT] = InOrderAcks()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: faust.App, revoked: set, **_: Any) -> None:  # noqa: ARG001
+        for tp in revoked:  # the new owner reads their unacked entries again
+            acks.forget(tp)
+
+    @app.agent(entries)
     async def process_entries(stream: faust.StreamT) -> None:
-        # Manual acks: an event is acked only once its article or dead letter was handed to
-        # the producer (flushed before any commit). Faust's automatic ack would also ack the
-        # events that a shutdown cancels mid-fetch, and those would be lost.
-        async for event in stream.noack().events():
-            await handle_event(event)
-            event.ack()
+        # One reader hands entries to up to fetch_concurrency tasks. Acks are manual and in
+        # offset order per partition (InOrderAcks): an entry is acked only once its article
+        # or dead letter was handed to the producer (flushed before any commit) AND every
+        # earlier entry of its partition was too. Work cancelled by a shutdown is never
+        # acked, so it is read again after the restart.
+        slots = asyncio.Semaphore(settings.process.fetch_concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def run(event: faust.EventT) -> None:
+            message = event.message
+            try:
+                done = await handle_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the producer failed: the entry is not done
+                log.exception("processor send failed key=%s; restarting", message.key)
+                await app.crash(exc)
+                return
+            finally:
+                slots.release()
+            if done:
+                for ready in acks.done(message.tp, message.offset):
+                    ready.ack()
+
+        try:
+            async for event in stream.noack().events():
+                await slots.acquire()
+                acks.track(event.message.tp, event.message.offset, event)
+                task = asyncio.create_task(run(event))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     try:  # alerts are matched in the same worker, in-stream
         from processors.alerts.agent import install as install_alerts
@@ -291,7 +350,7 @@ def run_worker(settings: Settings) -> int:
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
+        return HALTED if processor.halted else int(exc.code or 0)
     finally:
         processor.stop_pool()
-    return 0
+    return HALTED if processor.halted else 0

@@ -285,12 +285,6 @@ def test_sigterm_exits_cleanly_within_10s(
 # the acked offsets" check while the partition's committed offset is None or 0
 # (`if committed_offset:`), so with concurrency=32 and out-of-order acks it commits past an
 # event still in flight. Not strict: it depends on what is in flight at the signal.
-PROCESSOR_COMMITS_PAST_IN_FLIGHT = pytest.mark.xfail(
-    strict=False, reason="BUG (processors/worker.py + faust _new_offset): on SIGTERM the "
-    "processor can commit past entries it was still fetching, which are then lost")
-
-
-@PROCESSOR_COMMITS_PAST_IN_FLIGHT
 def test_sigterm_in_flight_then_restart_delivers_everything_once(
         pages: list[bytes], make_pipeline: Callable[..., Pipeline]) -> None:
     n = 100

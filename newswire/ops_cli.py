@@ -92,6 +92,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         up = facts["up"]
         click.echo(f"newswire up: running, pid {up['pid']}, page {up.get('web')}" if up else
                    f"newswire up: not running on {base.data_dir}")
+        if up and up.get("halted"):
+            click.echo(f"HALTED (too many dead letters, not restarted): {', '.join(up['halted'])}"
+                       " -- see `newswire dlq list`, fix the cause, restart newswire up")
         _echo_feeds(facts["feeds"], now)
     try:
         settings = runtime.with_kafka(base)

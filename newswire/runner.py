@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 from newswire import runtime
 from newswire.broker import EmbeddedServer
 from newswire.settings import Settings, child_env
+from newswire.deadletters import HALTED
 from newswire.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    halted: bool = False  # stopped itself on the dead-letter limit: not restarted
 
 
 class Supervisor:
@@ -65,6 +67,7 @@ class Supervisor:
         self.force = threading.Event()  # a second Ctrl-C: no more waiting for a drain
         self.children = [Child(name, args) for name, args in SERVICES]
         self.env = {**os.environ, **child_env(settings)}
+        self.facts: dict[str, object] = {}  # what runtime.json says; halts are added to it
 
     def spawn(self, child: Child) -> None:
         cmd = [sys.executable, "-m", "newswire", *child.args]
@@ -100,7 +103,17 @@ class Supervisor:
             now = time.monotonic()
             for child in self.children:
                 proc = child.proc
-                if proc is not None and proc.poll() is None:
+                if child.halted or (proc is not None and proc.poll() is None):
+                    continue
+                if proc is not None and proc.returncode == HALTED:
+                    # Restarting would dead-letter another window of records each time: the
+                    # stage waits, its input kept in Kafka, until an operator fixes the cause.
+                    child.halted, child.proc = True, None
+                    log.error("service halted name=%s: too many dead letters; it is not "
+                              "restarted. See its log and `newswire dlq list`, fix the cause, "
+                              "then restart newswire up", child.name)
+                    halted = sorted(c.name for c in self.children if c.halted)
+                    runtime.write(self.settings, **{**self.facts, "halted": halted})
                     continue
                 if proc is not None:
                     # Restart with backoff; a service that ran a while starts over at 1 s.
@@ -273,8 +286,10 @@ def _run_locked(settings: Settings) -> int:
                  settings.kafka.bootstrap_servers, store, settings.web.host, settings.web.port,
                  settings.data_dir)
         # The feeds named for this run, so `status` and `feeds list` tell polled from stored.
-        runtime.write(settings, kafka=settings.kafka.bootstrap_servers,
-                      web=f"http://{settings.web.host}:{settings.web.port}/", feeds=feeds)
+        supervisor.facts = {"kafka": settings.kafka.bootstrap_servers,
+                            "web": f"http://{settings.web.host}:{settings.web.port}/",
+                            "feeds": feeds}
+        runtime.write(settings, **supervisor.facts)
         return supervisor.run()
     finally:
         runtime.clear(settings)

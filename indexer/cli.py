@@ -47,7 +47,8 @@ def parse_date(value: str, *, end: bool = False) -> datetime:
                "dead-lettered it halts instead (exit code 3, nothing of that batch committed; "
                "NEWSWIRE_DEAD_LETTERS__*). "
                "Stops cleanly on SIGINT/SIGTERM.")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where local state lives (default ./newswire-data, NEWSWIRE_DATA_DIR).")
 @click.option("--membership", type=click.Choice(["auto", "assign", "group"]),
               help="Default: NEWSWIRE_INDEX__MEMBERSHIP, else auto. assign: read every partition itself (one indexer; the embedded store's "
               "default, its index has one writer); group: share partitions with other "
@@ -104,10 +105,12 @@ def _table(result: dict[str, Any]) -> str:
                "conflict, event_type, actors, country, story_id), prefix*, and * for "
                "everything. Prints a table, or with --json one object "
                "{total, hits:[{id,url,title,published,source,conflicts,event_types,countries,"
-               "...}], facets, histogram}.")
-@click.argument("query", default="*")
+               "...}], facets, histogram}. Several words are joined into one query; quote '*' "
+               "(or give no query) to match everything.")
+@click.argument("query", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where local state lives (default ./newswire-data, NEWSWIRE_DATA_DIR).")
 @click.option("--conflict", "conflicts", multiple=True, help="Conflict id (repeatable, ORed).")
 @click.option("--country", "countries", multiple=True, help="ISO country code (repeatable).")
 @click.option("--event-type", "event_types", multiple=True, help="Event type id (repeatable).")
@@ -122,7 +125,7 @@ def _table(result: dict[str, Any]) -> str:
 @click.option("--cursor", help="next_cursor of the previous page: deep paging (replaces --page).")
 @click.option("--collapse", is_flag=True, help="One hit per story, with its other outlets.")
 @click.pass_context
-def search_cmd(ctx: click.Context, query: str, as_json: bool, data_dir: Path | None,
+def search_cmd(ctx: click.Context, query: tuple[str, ...], as_json: bool, data_dir: Path | None,
                conflicts: tuple[str, ...], countries: tuple[str, ...],
                event_types: tuple[str, ...], sources: tuple[str, ...],
                languages: tuple[str, ...], since: str | None, until: str | None, sort: str,
@@ -131,9 +134,13 @@ def search_cmd(ctx: click.Context, query: str, as_json: bool, data_dir: Path | N
     from indexer.store import BadCursor, SearchRequest, StoreError, open_store
 
     settings = _settings(ctx, data_dir)
+    if not settings.search.uses_elasticsearch and not (settings.data_dir / "index").exists():
+        raise click.ClickException(
+            f"no search index in {settings.data_dir} (run `newswire up` there first, or name "
+            "the data dir with --data-dir)")
     try:
         req = SearchRequest(
-            query=query, conflicts=conflicts, event_types=event_types, countries=countries,
+            query=" ".join(query) or "*", conflicts=conflicts, event_types=event_types, countries=countries,
             sources=sources, languages=languages,
             since=parse_date(since) if since else None,
             until=parse_date(until, end=True) if until else None,

@@ -75,9 +75,22 @@ def config_cmd(settings: Settings) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list the declared topics; do not connect.")
 @click.pass_obj
 def topics_cmd(settings: Settings, dry_run: bool) -> None:
+    from kafka.errors import KafkaError
+
+    from newswire import runtime
     from newswire.topics import TOPICS, ensure_topics
 
-    created = set() if dry_run else set(ensure_topics(settings))
+    created: set[str] = set()
+    if not dry_run:
+        try:  # a real cluster from the settings, or the running `up`'s embedded broker
+            settings = runtime.with_kafka(settings)
+            created = set(ensure_topics(settings))
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KafkaError as exc:
+            raise click.ClickException(
+                f"Kafka at {settings.kafka.bootstrap_servers}: {type(exc).__name__}: {exc}"
+            ) from None
     for spec in TOPICS:
         name = settings.topic(spec.name)
         partitions = spec.partitions or settings.kafka.partitions
@@ -90,7 +103,8 @@ def topics_cmd(settings: Settings, dry_run: bool) -> None:
               "Starts the embedded broker (unless NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS is set), the "
               "feed poller, the Faust processor worker, the indexer and the search page/API. "
               "With no --feed/--feeds it polls a small built-in list of world-news feeds.")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where local state lives (default ./newswire-data, NEWSWIRE_DATA_DIR).")
 @click.option("--feed", "feeds", multiple=True, help="Feed URL to poll (repeatable).")
 @click.option("--feeds", "feeds_file", type=click.Path(path_type=Path, dir_okay=False),
               help="File of feed URLs, one per line, or an OPML file.")
@@ -135,7 +149,8 @@ def extract() -> None:
 
 
 @main.command(help="Tag articles: JSON lines {id,title,text} on stdin -> JSON lines "
-              "{id,conflict_related,conflicts,event_types,actors,countries,locations,casualties}.")
+              "{id, conflict_related, conflicts, event_types, actors, countries, locations, "
+              "casualties}.")
 def tag() -> None:
     from processors.tag import tag_record
 

@@ -18,7 +18,8 @@ import click
               help="Only pages fetched at or after DATE (YYYY-MM-DD or ISO-8601, UTC).")
 @click.option("--source", "source", metavar="HOST",
               help="Only pages from HOST (subdomains included, e.g. reuters.com).")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where local state lives (default ./newswire-data, NEWSWIRE_DATA_DIR).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def reprocess_cmd(ctx: click.Context, since: str | None, source: str | None,

@@ -49,6 +49,8 @@ def start_up(data_dir: Path, feeds: list[str], log: Path) -> subprocess.Popen[by
 
 def search(data_dir: Path, query: str) -> dict:
     done = newswire("search", "--json", query, data_dir=data_dir)
+    if done.returncode == 1 and "no search index in" in done.stderr:
+        return {"total": 0, "hits": [], "facets": {}}  # the indexer has not created it yet
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

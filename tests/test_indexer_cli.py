@@ -80,6 +80,19 @@ def test_search_json_table_filters_and_errors(data_dir: Path) -> None:
     assert out.exit_code == 2 and "not a date" in out.output
 
 
+def test_search_joins_words_and_names_a_missing_index(data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["search", "--json", "--data-dir", str(data_dir), "Shelling",
+                               "Kharkiv"])
+    assert out.exit_code == 0, out.output
+    assert [h["id"] for h in json.loads(out.output)["hits"]] == ["a"]
+    everything = runner.invoke(main, ["search", "--json", "--data-dir", str(data_dir)])
+    assert json.loads(everything.output)["total"] == 2
+    empty = tmp_path / "never-ran"
+    out = runner.invoke(main, ["search", "--data-dir", str(empty), "kharkiv"])
+    assert out.exit_code == 1 and "no search index in" in out.output
+
+
 def test_search_cursor_walks_every_hit_once(data_dir: Path) -> None:
     runner = CliRunner()
     seen, cursor = [], None

@@ -82,6 +82,8 @@ def test_cli_create_list_show_pause_resume_delete(kafka_settings: Settings,
     assert code == 1 and json.loads(out)["match"] is False
     code, out, _ = cli(kafka_settings, "test", "-", "--query", "Iran AND IRGC", input=untagged)
     assert code == 0  # an unsaved rule: query only
+    code, _, err = cli(kafka_settings, "test", "-", "--query", "Iran", input="{not json")
+    assert code == 2 and "not an Article" in err  # bad input is not "no match" (1)
 
     assert cli(kafka_settings, "delete", rid)[0] == 0
     code, out, _ = cli(kafka_settings, "list")

@@ -39,7 +39,7 @@ def _filter_options(fn: Any) -> Any:
     options = [
         click.option("--conflict", "conflicts", multiple=True, help="Conflict id (repeatable)."),
         click.option("--event-type", "event_types", multiple=True,
-                     help="Event type id, e.g. airstrike (repeatable)."),
+                     help="Event type id, e.g. air_drone_strike (repeatable)."),
         click.option("--country", "countries", multiple=True,
                      help="ISO country code (repeatable)."),
         click.option("--source", "sources", multiple=True, help="Source host (repeatable)."),
@@ -208,9 +208,15 @@ def delete(ctx: click.Context, rule: str) -> None:
     click.echo(f"deleted {done.id} {done.name}")
 
 
+class BadTestInput(click.ClickException):
+    """`alerts test` keeps exit 1 for "no match": bad input is 2, as for usage errors."""
+
+    exit_code = 2
+
+
 @alerts.command(help="Dry-run: does an article (JSON file, '-' = stdin) match a rule? Give a "
                 "stored rule with --rule, or --query and filters for an unsaved one. "
-                "Exit status 0 = match, 1 = no match.")
+                "Exit status 0 = match, 1 = no match, 2 = bad input.")
 @click.argument("article", type=click.File("r"))
 @click.option("--rule", "rule_ref", help="Stored rule id or name.")
 @click.option("--query", default=None, help="Query of an unsaved rule.")
@@ -221,7 +227,7 @@ def test(ctx: click.Context, article: Any, rule_ref: str | None, query: str | No
     try:
         doc = Article.model_validate_json(article.read())
     except ValidationError as exc:
-        raise click.ClickException(f"not an Article: {_validation_message(exc)}") from None
+        raise BadTestInput(f"not an Article: {_validation_message(exc)}") from None
     if rule_ref:
         with _store(ctx) as store:
             rule = _get(store, rule_ref)
@@ -229,11 +235,11 @@ def test(ctx: click.Context, article: Any, rule_ref: str | None, query: str | No
         rule = Rule(name="dry-run", query=query or "", filters=_filters(filters))
     problem = check_rule(rule)
     if problem:
-        raise click.ClickException(problem)
+        raise BadTestInput(problem)
     try:
         hit = rule_matches(rule, doc)
     except QuerySyntaxError as exc:  # pragma: no cover - check_rule caught it
-        raise click.ClickException(str(exc)) from None
+        raise BadTestInput(str(exc)) from None
     click.echo(json.dumps({"match": hit, "rule": rule.id, "article": doc.id,
                            "story_id": doc.story_id}))
     sys.exit(0 if hit else 1)

@@ -110,6 +110,22 @@ def test_sport_markets_and_disasters_in_other_languages_are_not_war(tagger: Tagg
     assert not tags.conflict_related and tags.conflicts == ()
 
 
+@pytest.mark.parametrize("title,text", [
+    ("Le PSG écrase Lyon", "Grâce à une frappe splendide de Mbappé à la 30e minute et un doublé de "
+     "Dembélé, Paris s'est imposé 4-1. L'attaque parisienne a été redoutable."),
+    ("برشلونة يكتسح إشبيلية", "سجل ليفاندوفسكي هدفين وقاد هجوم برشلونة في المباراة، فيما أطلق يامال "
+     "قذيفة صاروخية سكنت الشباك."),
+    ("भारत ने पाकिस्तान को हराया", "विराट कोहली की शानदार पारी की बदौलत भारत ने एशिया कप में पाकिस्तान को "
+     "छह विकेट से हरा दिया।"),
+    ("Ole Miss Rebels beat Alabama", "The Rebels scored 21 points in the second half of the college "
+     "basketball game."),
+])  # fmt: skip
+def test_match_reports_with_war_words_are_not_war(tagger: Tagger, title: str, text: str) -> None:
+    # a "frappe" (shot), a "قذيفة صاروخية" (screamer), "Rebels" (a team) in a match report
+    tags = tagger.tag(title, text)
+    assert not tags.conflict_related and tags.conflicts == ()
+
+
 def test_an_attack_on_a_base_is_a_battle_an_attack_on_villagers_is_not(tagger: Tagger) -> None:
     on_base = tagger.tag("Colombia: disidencias de las FARC atacan una base militar en el Cauca", "")
     assert on_base.event_types[0].id == "armed_clash"

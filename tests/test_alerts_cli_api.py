@@ -170,3 +170,51 @@ def test_api_rules_crud_with_token(api: httpx.Client, seed_story: str) -> None:
 
     assert api.delete(f"/api/alerts/{rule['id']}", headers=auth).status_code == 204
     assert api.get(f"/api/alerts/{rule['id']}").status_code == 404
+
+
+def test_api_list_with_latest_alerts_per_rule(api: httpx.Client,
+                                              kafka_settings: Settings) -> None:
+    """``GET /api/alerts?alerts=N``: every rule with its newest N alerts (the web page's list),
+    read in one pass; a rule with none gets an empty list, other rules' alerts stay out."""
+    from datetime import UTC, datetime, timedelta
+
+    from kafka import KafkaProducer
+
+    from processors.alerts.models import Alert, ArticleRef, StoryAlerts
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ids = []
+    for name in ("one", "two"):
+        r = api.post("/api/alerts", json={"name": name, "query": "Kharkiv"}, headers=auth)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["rule"]["id"])
+    first, second = ids
+    t0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+    def alert(rule: str, story: str, minutes: int) -> Alert:
+        at = t0 + timedelta(minutes=minutes)
+        ref = ArticleRef(id=story, url=f"https://x.org/{story}", title=f"t {story}",
+                         source="x.org", ingested=at)
+        return Alert(id=f"{rule}-{story}", rule_id=rule, story_id=story, status="sent",
+                     first=ref, first_seen=at, also_reported_by=(
+                         ref.model_copy(update={"id": story + "b", "source": "y.org"}),))
+
+    producer = KafkaProducer(**kafka_settings.kafka.client_config(), acks="all")
+    topic = kafka_settings.topic("alerts")
+    for minutes in range(3):
+        story = f"s{minutes}"
+        producer.send(topic, key=story.encode(), value=StoryAlerts(
+            story_id=story, alerts={first: alert(first, story, minutes)}).to_bytes())
+    producer.send(topic, key=b"other", value=StoryAlerts(
+        story_id="other", alerts={"gone-rule": alert("gone-rule", "other", 9)}).to_bytes())
+    producer.flush(10)
+    producer.close()
+
+    plain = api.get("/api/alerts").json()
+    assert "alerts" not in plain and len(plain["rules"]) == 2  # unchanged without ?alerts
+    body = api.get("/api/alerts", params={"alerts": 2}).json()
+    assert set(body["alerts"]) == {first, second}  # a deleted rule's alerts are not listed
+    assert [a["story_id"] for a in body["alerts"][first]] == ["s2", "s1"]  # newest first, N
+    assert body["alerts"][first][0]["also_reported_by"][0]["source"] == "y.org"
+    assert body["alerts"][second] == []
+    assert api.get("/api/alerts", params={"alerts": 99}).status_code == 422

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from kafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,6 +24,7 @@ from processors.alerts.store import RuleError, RuleStore
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+ALL_ALERTS = 1_000_000  # store.alerts() keeps every alert state in memory anyway
 
 
 class RuleIn(BaseModel):
@@ -86,11 +87,24 @@ def _found(store: RuleStore, ref: str) -> Rule:
     return rule  # type: ignore[no-any-return]
 
 
-@router.get("", summary="List alert rules")
-def list_rules(request: Request) -> dict[str, Any]:
+@router.get("", summary="List alert rules (and, with ?alerts=N, each rule's latest N alerts)")
+def list_rules(request: Request,
+               alerts: Annotated[int, Query(ge=0, le=50, description=(
+                   "latest alerts per rule to include under 'alerts' (rule id -> list); "
+                   "0 = none"))] = 0) -> dict[str, Any]:
     with _store(request) as store:
         rules = _call(store.all_rules)
-    return {"rules": [r.public() for r in rules]}
+        # one read of the alerts topic for every rule (the page lists them all at once)
+        recent = _call(store.alerts, None, limit=ALL_ALERTS) if alerts and rules else []
+    out: dict[str, Any] = {"rules": [r.public() for r in rules]}
+    if alerts:
+        latest: dict[str, list[dict[str, Any]]] = {r.id: [] for r in rules}
+        for alert in recent:  # newest first
+            shown = latest.get(alert.rule_id)
+            if shown is not None and len(shown) < alerts:
+                shown.append(alert.model_dump(mode="json"))
+        out["alerts"] = latest
+    return out
 
 
 @router.post("", status_code=201, summary="Create an alert rule")

@@ -124,6 +124,13 @@ def settings_field(dotted_env: str) -> bool:
 
     if dotted_env.startswith("NEWSWIRE_SMTP_") and "__" not in dotted_env:
         return dotted_env.removeprefix("NEWSWIRE_SMTP_").lower() in SmtpSettings.model_fields
+    if dotted_env.startswith("NEWSWIRE_ALERTS__"):  # the alert stage's own settings
+        from processors.alerts.settings import SECRET_NAME, AlertSettings
+
+        name = dotted_env.removeprefix("NEWSWIRE_ALERTS__").lower()
+        if name.startswith("secrets__"):
+            return re.fullmatch(SECRET_NAME, name.removeprefix("secrets__")) is not None
+        return name in AlertSettings.model_fields
     parts = dotted_env.removeprefix("NEWSWIRE_").lower().split("__")
     model: type[BaseModel] = Settings
     for i, part in enumerate(parts):

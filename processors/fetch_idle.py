@@ -24,7 +24,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FIRST_PAUSE = 0.01  # seconds after the first empty fetch in a row
-DEFAULT_CAP = 0.2  # longest pause; the worst latency added to a record after idleness
+# Longest pause: the worst latency added to a record after idleness, per hop. Measured on
+# an idle `newswire up`: cap 0.2 s -> processor 0.9% of a core, 0.05 s -> 2.4%; and 0.2 s
+# added ~0.1 s to the median poll-to-searchable latency at 3 articles/s. 0.1 s between.
+DEFAULT_CAP = 0.1
 
 _STATE = "_newswire_idle_streak"
 

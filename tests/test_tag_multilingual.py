@@ -19,6 +19,7 @@ MULTILINGUAL_SET = ROOT / "tests" / "test_tag_multilingual.yaml"
 MULTILINGUAL_BLIND_SET = ROOT / "tests" / "test_tag_multilingual_blind.yaml"
 ARTICLES_SET = ROOT / "tests" / "test_tag_multilingual_articles.yaml"
 SHORT_SET = ROOT / "tests" / "test_tag_multilingual_short.yaml"
+WARS_SET = ROOT / "tests" / "test_tag_multilingual_wars.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,8 @@ def test_multilingual_set_quality_floor(tagger: Tagger) -> None:
     assert relevance >= 0.97 and first >= 0.95 and event >= 0.90, (relevance, first, event)
 
 
-@pytest.mark.parametrize("path", [MULTILINGUAL_BLIND_SET, ARTICLES_SET, SHORT_SET],
-                         ids=["blind", "articles", "short"])
+@pytest.mark.parametrize("path", [MULTILINGUAL_BLIND_SET, ARTICLES_SET, SHORT_SET, WARS_SET],
+                         ids=["blind", "articles", "short", "wars"])
 def test_later_multilingual_sets_quality_floor(tagger: Tagger, path: Path) -> None:
     # written after a tuning round each; floors a little under their first-run scores
     relevance, first, event = _score(tagger, path)

@@ -11,6 +11,10 @@ ENTRIES_PUBLISHED = Counter("newswire_entries_published_total",
                             "Entries published to Kafka", ["kind"])
 ENTRIES_REJECTED = Counter("newswire_entries_rejected_total",
                            "Feed entries that could not become records", ["reason"])
+DEAD_LETTERS = Counter("newswire_poll_dead_letters_total",
+                       "Feed entries dead-lettered to dlq.poll (once per entry)", ["reason"])
+HOST_HOLDS = Counter("newswire_feed_host_holds_total",
+                     "Polls put off because the feed's host asked us to wait (429/503 Retry-After)")
 FEEDS = Gauge("newswire_feeds", "Feeds being polled", ["health"])
 WEBSUB = Counter("newswire_websub_total", "WebSub events (requested, refused, verified, pushed)",
                  ["event"])

@@ -48,6 +48,8 @@ REASON_TEXT = {
     "not_a_feed": "the document is neither RSS nor Atom",
     "empty_body": "the response was empty",
 }
+# feedparser's bozo "exceptions" that are only warnings about a well-formed document.
+_HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ class ParsedFeed:
     total: int = 0  # entries feedparser found = len(entries) + len(rejected)
     title: str | None = None
     version: str | None = None  # feedparser's name of the format ("rss20", "atom10", ...)
-    reason: str | None = None  # None = a feed; "html_not_feed", "not_a_feed", "empty_body"
+    # None = a feed; "html_not_feed", "not_a_feed", "empty_body", "malformed_feed" (bozo and
+    # not one entry recovered: the bozo text says why)
+    reason: str | None = None
     bozo: str | None = None  # what feedparser found malformed (entries may still be there)
     ttl_seconds: float | None = None  # RSS <ttl>
     update_seconds: float | None = None  # sy:updatePeriod / sy:updateFrequency
@@ -219,6 +223,12 @@ def parse_feed(body: bytes, url: str, *, headers: dict[str, str] | None = None,
     if not raw_entries and (not parsed.get("version") or looks_like_html(body, headers.get("content-type"))):
         reason = "html_not_feed" if looks_like_html(body, headers.get("content-type")) else "not_a_feed"
         return ParsedFeed(url=url, reason=reason, bozo=bozo, notes=notes,
+                          title=plain_text(feed.get("title"), TITLE_CHARS))
+    if not raw_entries and bozo and not isinstance(parsed.get("bozo_exception"), _HARMLESS_BOZO):
+        # Broken XML that yielded nothing (a truncated body, an undefined entity...): an
+        # error of the feed, not an empty success, so the feed shows it and backs off.
+        return ParsedFeed(url=url, reason="malformed_feed", bozo=bozo, notes=notes,
+                          version=parsed.get("version") or None,
                           title=plain_text(feed.get("title"), TITLE_CHARS))
 
     # Relative links left after feedparser's own xml:base handling are resolved against the

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import heapq
+import json
 import logging
 import random
 import signal
@@ -30,8 +31,8 @@ from ingest import metrics
 from ingest.discover import discover_feed_links
 from ingest.opml import read_feed_list
 from ingest.outcome import after_poll, outcome_reason
-from ingest.parse import ParsedFeed, parse_feed
-from ingest.state import FeedState, StateStore
+from ingest.parse import ParsedFeed, Rejection, parse_feed
+from ingest.state import USER_ORIGINS, FeedState, StateStore, polled, rejection_key
 from ingest.websub import (
     PUSH_SAFETY_POLL,
     WebSubConfig,
@@ -41,7 +42,7 @@ from ingest.websub import (
     subscription_form,
 )
 from newswire.http import FEED_ACCEPT, FetchResult, Fetcher
-from newswire.records import FeedEntry
+from newswire.records import DeadLetter, FeedEntry
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
 
@@ -52,7 +53,7 @@ RELOAD_EVERY = 30.0  # pick up `newswire feeds add/remove` while running
 PRUNE_EVERY = 3600.0
 START_RATE = 100.0  # overdue feeds at start are spread to about this many starts a second
 DELIVERY_TIMEOUT = 30.0
-USER_ORIGINS = ("cli", "opml")
+HOLD_JITTER = 60.0  # feeds of a host on hold restart within this many seconds after it
 
 
 def default_feed_urls() -> list[str]:
@@ -93,20 +94,54 @@ async def fetch_feed(fetcher: Fetcher, feed_url: str, *, fetch_url: str | None =
     return Polled(result, parsed)
 
 
+REJECTION_TEXT = {
+    "no_link": "the entry names no link",
+    "non_http_link": "the entry's link is not http(s)",
+    "bad_link": "the entry's link cannot be parsed as a URL",
+}
+
+
+def rejection_letter(feed_url: str, key: str, rejection: Rejection) -> DeadLetter:
+    """The dead letter of a feed entry that could not become a record (pure)."""
+    payload = json.dumps({"feed": feed_url, "index": rejection.index, "title": rejection.title,
+                          "link": rejection.link, "guid": rejection.guid}, ensure_ascii=False)
+    error = REJECTION_TEXT.get(rejection.reason, rejection.reason)
+    if rejection.link:
+        error += f": {rejection.link[:300]}"
+    return DeadLetter(stage="poll", reason=rejection.reason, error=error, topic=feed_url,
+                      key=key, payload=payload[:20_000])
+
+
+def letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers every stage puts on its dead letters (``newswire dlq`` reads them). A poll
+    letter has no original message: its original topic is the feed it came from."""
+    return [
+        ("original_topic", (letter.topic or "feed").encode()),
+        ("stage", letter.stage.encode()),
+        ("reason", letter.reason.encode()),
+        ("exception", (letter.error or "")[:500].encode()),
+    ]
+
+
 class Publisher:
     """kafka-python producer; ``publish`` returns only once the broker confirmed every record."""
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic("entries")
+        self.dead_topic = settings.topic("dlq.poll")
         self._producer = KafkaProducer(
             client_id="newswire-poller", acks="all", linger_ms=20, retries=5,
             request_timeout_ms=int(DELIVERY_TIMEOUT * 1000), max_block_ms=int(DELIVERY_TIMEOUT * 1000),
             **settings.kafka.client_config(),
         )
 
-    def publish_sync(self, entries: Iterable[FeedEntry]) -> None:
+    def publish_sync(self, entries: Iterable[FeedEntry],
+                     letters: Iterable[DeadLetter] = ()) -> None:
         futures = [self._producer.send(self.topic, key=e.key.encode(), value=e.to_bytes())
                    for e in entries]
+        futures += [self._producer.send(self.dead_topic, key=(d.key or "").encode() or None,
+                                        value=d.to_bytes(), headers=letter_headers(d))
+                    for d in letters]
         self._producer.flush(timeout=DELIVERY_TIMEOUT)
         for future in futures:
             future.get(timeout=DELIVERY_TIMEOUT)  # raises if the broker did not take it
@@ -128,7 +163,6 @@ class Poller:
         self.publisher = publisher
         self.rng = rng or random.Random()
         self.config_urls = configured_feed_urls(settings)
-        self.use_defaults = False
         self.feeds: dict[str, FeedState] = {}
         self.queue: list[tuple[float, str]] = []
         self.in_flight: dict[str, asyncio.Task[None]] = {}
@@ -144,16 +178,12 @@ class Poller:
         for url in self.config_urls:
             self.store.add_feed(url, "config", now)
         if not self.config_urls and not self.store.feeds(USER_ORIGINS):
-            self.use_defaults = True
             for url in default_feed_urls():
                 self.store.add_feed(url, "default", now)
             log.info("no feeds configured: polling the built-in list")
 
     def wanted(self) -> list[FeedState]:
-        config = set(self.config_urls)
-        return [f for f in self.store.feeds()
-                if f.url in config or f.origin in USER_ORIGINS
-                or (self.use_defaults and f.origin == "default")]
+        return polled(self.store.feeds(), self.config_urls)
 
     def reload(self, *, spread: bool = False) -> None:
         now = time.time()
@@ -191,22 +221,35 @@ class Poller:
     # -- one poll --------------------------------------------------------------------------
 
     async def deliver(self, feed_url: str, parsed: ParsedFeed, now: float) -> int:
-        """Publish the new and updated entries of a parsed feed; mark them seen once the broker
-        confirmed. Returns how many were published; raises when delivery failed."""
+        """Publish the new and updated entries of a parsed feed, and a dead letter for each
+        entry it names that cannot become a record and was not dead-lettered before; mark
+        both seen once the broker confirmed. Returns how many entries were published; raises
+        when delivery failed (then nothing is marked, and all comes again next poll)."""
         for rejection in parsed.rejected:
             metrics.ENTRIES_REJECTED.labels(rejection.reason).inc()
         novel = self.store.novel(parsed.entries, now)
-        self.store.touch([e.key for e in parsed.entries], now)
-        if not novel:
+        fresh_rejections = self.store.unseen_rejections(feed_url, parsed.rejected)
+        self.store.touch([e.key for e in parsed.entries]
+                         + [rejection_key(feed_url, r) for r in parsed.rejected], now)
+        if not novel and not fresh_rejections:
             return 0
         records = [n.entry.model_copy(update={"update": True}) if n.update else n.entry
                    for n in novel]
+        letters = [rejection_letter(feed_url, key, r) for key, r in fresh_rejections]
         try:
             await asyncio.get_running_loop().run_in_executor(
-                self.publish_pool, self.publisher.publish_sync, records)
+                self.publish_pool, self.publisher.publish_sync, records, letters)
         except Exception as exc:
-            log.warning("publish failed feed=%s entries=%d error=%r", feed_url, len(records), exc)
+            log.warning("publish failed feed=%s entries=%d dead_letters=%d error=%r", feed_url,
+                        len(records), len(letters), exc)
             raise
+        if letters:
+            self.store.mark_rejections_seen(feed_url, [k for k, _ in fresh_rejections],
+                                            time.time())
+            for letter in letters:
+                metrics.DEAD_LETTERS.labels(letter.reason).inc()
+            log.info("entries dead-lettered feed=%s count=%d reasons=%s", feed_url, len(letters),
+                     ",".join(sorted({d.reason for d in letters})))
         self.store.mark_seen(records, time.time())
         updates = sum(1 for r in records if r.update)
         metrics.ENTRIES_PUBLISHED.labels("new").inc(len(records) - updates)

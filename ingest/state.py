@@ -13,6 +13,7 @@ when the feed answers 304), and the table is capped at ``SEEN_MAX_ROWS``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.parse import Rejection
 from newswire.records import FeedEntry
 from newswire.settings import Settings
 
@@ -129,6 +131,15 @@ def polled(feeds: Iterable[FeedState], config_urls: Collection[str]) -> list[Fee
     use_defaults = not config and not any(f.origin in USER_ORIGINS for f in feeds)
     return [f for f in feeds if f.url in config or f.origin in USER_ORIGINS
             or (use_defaults and f.origin == "default")]
+
+
+def rejection_key(feed: str, rejection: Rejection) -> str:
+    """A stable identity for an entry that could not become a record: its GUID, else its
+    link, else its title, within its feed (the position only when it has none of them).
+    Prefixed so it never collides with an article key."""
+    ident = rejection.guid or rejection.link or rejection.title or f"#{rejection.index}"
+    digest = hashlib.blake2b(f"{feed}\n{ident}".encode(), digest_size=12).hexdigest()
+    return f"rejected:{digest}"
 
 
 def utc(epoch: float | None) -> datetime | None:
@@ -278,6 +289,27 @@ class StateStore:
                 rows,
             )
 
+    def unseen_rejections(self, feed: str, rejections: Iterable[Rejection]
+                          ) -> list[tuple[str, Rejection]]:
+        """(key, rejection) for the rejected entries of ``feed`` not dead-lettered before.
+
+        Rejections live in the seen table under their own keys, so they are touched by each
+        poll that still lists them and pruned like entries: one dead letter per entry, not
+        one per poll.
+        """
+        batch = {rejection_key(feed, r): r for r in rejections}
+        known = {k for k in batch
+                 if self.db.execute("SELECT 1 FROM seen WHERE key=?", (k,)).fetchone()}
+        return [(k, r) for k, r in batch.items() if k not in known]
+
+    def mark_rejections_seen(self, feed: str, keys: Iterable[str], now: float) -> None:
+        """Remember dead-lettered rejections (only after the broker confirmed the letters)."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT INTO seen (key, feed, guid, content_hash, first_seen, last_seen) "
+                "VALUES (?,?,NULL,'',?,?) ON CONFLICT(key) DO UPDATE SET last_seen=excluded.last_seen",
+                [(k, feed, now, now) for k in keys])
+
     def touch(self, keys: Iterable[str], now: float) -> None:
         """Entries still present in their feed: keep them from being pruned (at most daily)."""
         with self._transaction():
@@ -317,8 +349,8 @@ class StateStore:
         feeds = stored if config_urls is None else polled(stored, config_urls)
         polls = sum(f.polls for f in feeds)
         next_polls = [f.next_poll for f in feeds if f.next_poll > 0]
-        recent = self.db.execute("SELECT COUNT(*) FROM seen WHERE first_seen>=?",
-                                 (now - window,)).fetchone()[0]
+        recent = self.db.execute("SELECT COUNT(*) FROM seen WHERE first_seen>=? "
+                                 "AND key NOT LIKE 'rejected:%'", (now - window,)).fetchone()[0]
         return {
             "feeds": len(feeds), "not_polled": len(stored) - len(feeds),
             "new": sum(1 for f in feeds if not f.polls),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import click
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -158,6 +159,18 @@ def reason_counts(letters: Iterator[StoredLetter]) -> Counter[str]:
     return Counter(letter.value.get("reason", letter.headers.get("reason", "?")) for letter in letters)
 
 
+# Stages whose dead letters hold no message to send back, and why.
+NOT_REPLAYABLE = {
+    "poll": "poll dead letters are feed entries that never became records (no link, a "
+            "non-http or bad link): there is nothing to send back. Fix the feed, or read them "
+            "with `newswire dlq show poll`.",
+}
+
+
+class NotReplayable(click.ClickException):
+    """A replay that makes no sense (a click error, so the CLI says why and exits 1)."""
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     sent: int
@@ -170,6 +183,9 @@ def replayable(letter: StoredLetter) -> tuple[str, bytes] | None:
     Stages keep at most a few kB of the original value; a cut one is no longer the JSON
     record it was, and sending it back would only make a new dead letter.
     """
+    stage = letter.headers.get("stage") or letter.value.get("stage")
+    if stage in NOT_REPLAYABLE:  # its "original topic" is a feed URL, not a topic
+        return None
     topic = letter.headers.get("original_topic") or letter.value.get("topic")
     payload = letter.value.get("payload")
     if not topic or not isinstance(payload, str):
@@ -186,7 +202,10 @@ def replay(settings: Settings, stage: str, *, reason: str | None = None) -> Repl
 
     Keys are kept, so a replay is an idempotent upsert downstream. The letters stay in the
     dead-letter topic (it is a log): a second replay sends them again, harmlessly.
+    Raises :class:`NotReplayable` for a stage whose letters hold no message (``poll``).
     """
+    if stage in NOT_REPLAYABLE:
+        raise NotReplayable(f"cannot replay dlq.{stage}: {NOT_REPLAYABLE[stage]}")
     producer = KafkaProducer(client_id="newswire-dlq-replay", acks="all",
                              **settings.kafka.client_config())
     sent = skipped = 0

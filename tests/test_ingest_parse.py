@@ -87,6 +87,18 @@ def test_html_instead_of_a_feed_has_a_clear_reason() -> None:
     assert parse_feed(b"just some words", "https://x.example/").reason == "not_a_feed"
 
 
+def test_malformed_feed_with_no_entry_is_an_error_not_an_empty_success() -> None:
+    truncated = b'<?xml version="1.0"?><rss version="2.0"><channel><title>x &nope; </title>'
+    feed = parse_feed(truncated, "https://e.example/feed")
+    assert feed.reason == "malformed_feed" and not feed.ok and feed.bozo
+    empty = b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>'
+    assert parse_feed(empty, "https://e.example/feed").ok  # well-formed and empty: fine
+    # A charset warning alone on a well-formed empty feed is not an error either.
+    latin = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Caf\u00e9' \
+            '</title></channel></rss>'
+    assert parse_feed(latin.encode("latin-1"), "https://e.example/feed").ok
+
+
 def test_wrong_charset_declaration_still_parses() -> None:
     latin = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
              '<item><title>Caf\u00e9 d\u00e9j\u00e0</title><link>https://e.example/1</link></item>'

@@ -84,6 +84,14 @@ class FeedHandler(BaseHTTPRequestHandler):
             self.send_header("Location", "/feed.xml")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/rejects.xml":  # two entries that cannot become records
+            self._send(200, b'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title>'
+                            b'<item><title>Good</title><link>https://news.example.com/g</link></item>'
+                            b'<item><title>No link</title><guid isPermaLink="false">n1</guid></item>'
+                            b'<item><title>Mail</title><link>mailto:desk@example.com</link></item>'
+                            b'</channel></rss>')
+        elif self.path == "/truncated.xml":  # broken XML that yields no entry at all
+            self._send(200, b'<?xml version="1.0"?><rss version="2.0"><channel><title>T &x;')
         elif self.path == "/broken.xml":
             self._send(200, b"<rss><channel><item><title>half")
         elif self.path == "/page":
@@ -273,3 +281,73 @@ def test_poll_service_stops_on_sigterm(kafka_settings: Settings, feed_server: Fe
             proc.wait()
     assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
     assert len(consume(kafka_settings)) == 2
+
+
+def dead_letters(settings: Settings) -> list[tuple[dict[str, str], dict[str, object]]]:
+    consumer = KafkaConsumer(settings.topic("dlq.poll"), auto_offset_reset="earliest",
+                             consumer_timeout_ms=1500, enable_auto_commit=False, group_id=None,
+                             **settings.kafka.client_config())
+    try:
+        return [({k: v.decode() for k, v in m.headers}, json.loads(m.value)) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {"NEWSWIRE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+            "NEWSWIRE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix}
+
+
+def test_rejected_entries_are_dead_lettered_once_and_not_replayed(
+        kafka_settings: Settings, feed_server: FeedServer) -> None:
+    feed = f"{feed_server.base}/rejects.xml"
+    settings = with_feeds(kafka_settings, feed)
+    assert run_poller(settings, once=True) == 0
+    assert run_poller(settings, once=True) == 0  # the same body again: no second letter
+    letters = dead_letters(settings)
+    assert sorted(v["reason"] for _, v in letters) == ["no_link", "non_http_link"]
+    for headers, value in letters:
+        assert headers["original_topic"] == feed and headers["stage"] == "poll"
+        assert headers["reason"] == value["reason"] and headers["exception"]
+        assert value["stage"] == "poll" and value["topic"] == feed
+    mail = next(v for _, v in letters if v["reason"] == "non_http_link")
+    assert "mailto:desk@example.com" in str(mail["error"])
+    assert json.loads(str(mail["payload"]))["title"] == "Mail"
+    assert [e.url for _, e in consume(settings)] == ["https://news.example.com/g"]
+
+    runner = CliRunner()
+    data = ["--data-dir", str(settings.data_dir)]
+    listed = runner.invoke(main, [*data, "dlq", "list"], env=cli_env(settings))
+    assert listed.exit_code == 0, listed.output
+    assert "poll: 2" in listed.stdout and "1  no_link" in listed.stdout
+    assert "1  non_http_link" in listed.stdout
+    replay = runner.invoke(main, [*data, "dlq", "replay", "poll"], env=cli_env(settings))
+    assert replay.exit_code == 1 and "cannot replay" in replay.output
+    assert "nothing to send back" in replay.output
+    assert len(consume(settings)) == 1  # nothing was sent anywhere
+    with StateStore.open(settings) as store:
+        state = store.feed(feed)
+        assert store.summary(9e9, [feed], window=1e10)["new_entries"] == 1
+    assert state is not None and state.entries_rejected == 4 and state.error_count == 0
+
+
+def test_malformed_feed_with_no_entry_is_an_error_that_backs_off(
+        kafka_settings: Settings, feed_server: FeedServer) -> None:
+    feed = f"{feed_server.base}/truncated.xml"
+    settings = with_feeds(kafka_settings, feed)
+    intervals = []
+    for _ in range(2):
+        assert run_poller(settings, once=True) == 0
+        with StateStore.open(settings) as store:
+            state = store.feed(feed)
+        assert state is not None
+        intervals.append(state.interval or 0)
+    assert state.last_error_reason == "malformed_feed" and state.error_count == 2
+    assert state.last_error and "undefined entity" in state.last_error
+    assert state.last_success is None
+    assert intervals[1] > intervals[0]  # backs off like any failing feed
+    runner = CliRunner()
+    status = runner.invoke(main, ["--data-dir", str(settings.data_dir), "feeds", "status",
+                                  "--json"], env=cli_env(settings))
+    row = json.loads(status.stdout.splitlines()[0])
+    assert "undefined entity" in json.dumps(row)

@@ -20,8 +20,9 @@ MAX_DEPTH = 180  # libxml2 stops the whole document at depth 256 (html/body/wrap
 RUN_REPEATS = 8  # a run of more identical empty elements than this is collapsed to this
 
 # One attribute token: unquoted runs and quoted strings glued together ("a=x", 'b="x > y"').
-# Possessive quantifiers keep every scan linear (no backtracking on pages that do not match).
-_ATTR = rb"""(?:[^\s>"']++|"[^"]*+"|'[^']*+')++"""
+# Possessive quantifiers (no backtracking) and no '<' outside quotes (a failed attempt ends
+# at the next '<', where the next attempt starts) keep every scan linear.
+_ATTR = rb"""(?:[^\s<>"']++|"[^"]*+"|'[^']*+')++"""
 _MANY_ATTRS = re.compile(
     rb"(<[A-Za-z][A-Za-z0-9:-]*+(?:\s++" + _ATTR + rb"){%d})(?:\s++" % MAX_ATTRIBUTES + _ATTR
     + rb")++")
@@ -34,7 +35,7 @@ _EMPTY_RUN = re.compile(rb"(?:%s){%d,}" % (_EMPTY_UNIT, RUN_REPEATS + 1), re.I)
 _ONE_UNIT = re.compile(_EMPTY_UNIT, re.I)
 # A script or style body, up to its end tag (or the end of the page when unclosed).
 _CODE_BLOCK = re.compile(rb"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
-_TAG = re.compile(rb"""<(/?)([A-Za-z][^\s/>]*+)(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_TAG = re.compile(rb"""<(/?)([A-Za-z][^\s/<>]*+)(?:[^<>"']++|"[^"]*+"|'[^']*+')*+>""")
 _VOID = frozenset(b"area base br col embed hr img input keygen link meta param source track "
                   b"wbr".split())
 _RAW_TEXT = frozenset((b"script", b"style", b"textarea", b"title", b"xmp", b"plaintext"))

@@ -117,8 +117,9 @@ FEED_CASES: dict[str, FeedCase] = {
     "truncated-xml": FeedCase(
         b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
         + item() + item(b"https://news.example/b") + b"<item><title>cut", None, 2, ("no_link",)),
+    # Malformed and not one entry recovered: an error the poller backs off on (ebb0d1b).
     "unclosed-everything": FeedCase(
-        b'<?xml version="1.0"?><rss><channel><title>Broken<item><title>x', None, 0,
+        b'<?xml version="1.0"?><rss><channel><title>Broken<item><title>x', "malformed_feed", 0,
         check=lambda f: f.bozo is not None),
     "binary-noise": FeedCase(bytes(range(256)) * 20, "not_a_feed", 0),
     "png-image": FeedCase(b"\x89PNG\r\n\x1a\n" + bytes(500), "not_a_feed", 0),
@@ -251,6 +252,13 @@ PAGE_CASES: dict[str, PageCase] = {
         page("<p></p>" * 200_000 + f"<p>{STORY}</p>").encode(), None,
         check=lambda a: has_story(a) is None and "runs_collapsed" in a.flags),
     "200k-tiny-paragraphs": PageCase(page("<p>x</p>" * 200_000).encode(), "too_complex"),
+    # Bait for the guards' own regexes (each once cost seconds: a scan re-run at every '<').
+    "regex-bait-tag-runs": PageCase(page(f"<p>{STORY}</p>" + ("<a " * 99 + ">") * 5000)
+                                    .encode(), None, check=has_story),
+    "regex-bait-unclosed-quote": PageCase(page(f"<p>{STORY}</p>" + '<a "' + "<a b " * 300_000)
+                                          .encode(), None, check=has_story),
+    "regex-bait-lt-runs": PageCase(page(f"<p>{STORY}</p>" + "<a" * 500_000).encode(), None,
+                                   check=has_story),
     "enormous-text-node": PageCase(page(f"<p>{STORY}</p><p>" + "word " * 1_500_000 + "</p>")
                                    .encode(), None,
                                    check=lambda a: has_story(a) is None and "truncated" in a.flags),

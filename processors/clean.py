@@ -8,6 +8,12 @@ trafilatura in fast mode without comments and tables, then a second opinion from
 publisher's own schema.org ``articleBody`` (JSON-LD) where there is one: it rescues pages
 where the extractor lost most of the story and trims boilerplate paragraphs at the edges.
 When both give too little, the feed's summary stands in and the article is ``partial``.
+Tables stay out: with them F1 drops on fundus (0.960 -> 0.956, one page of market data).
+
+Pathological markup is bounded before and after parsing (``processors.markup_guard``); what
+was cut is named in ``flags`` (attributes_trimmed, long_values_emptied, runs_collapsed,
+nesting_flattened, truncated). Flags for readers: paywall, cookie_wall, liveblog_index,
+summary_fallback, short_text; measured on a labelled set with ``bench/flags_eval.py``.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import png
+import png  # type: ignore[import-untyped]
 import pytest
-from kafka import KafkaProducer
-from playwright.sync_api import Browser, Page, sync_playwright
+from kafka import KafkaProducer  # type: ignore[import-untyped]
+from playwright.sync_api import Browser, ConsoleMessage, FloatRect, Page, Request, sync_playwright
 
 from indexer.web import run_web
 from newswire.broker import EmbeddedServer
@@ -90,10 +90,18 @@ class Watched:
         self.page = page
         self.errors: list[str] = []
         self.foreign: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(message.text)
+
+        def request(req: Request) -> None:
+            if not (req.url.startswith(base_url) or req.url.startswith("data:")):
+                self.foreign.append(req.url)
+
+        page.on("console", console)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on("request", lambda r: None if r.url.startswith(base_url) or r.url.startswith(
-            "data:") else self.foreign.append(r.url))
+        page.on("request", request)
 
     def expect_refused(self, *statuses: int) -> None:
         """Drop the console's 'failed resource' lines of statuses the test provoked."""
@@ -324,7 +332,7 @@ def test_save_this_search_prefills_the_form(watched: Watched, server: Live) -> N
     assert page.is_visible("#search-view") and page.is_hidden("#alerts-view")
 
 
-def _grey(path: Path, box: dict[str, float], scale: float = 1.0) -> list[int]:
+def _grey(path: Path, box: FloatRect, scale: float = 1.0) -> list[int]:
     width, height, rows, _ = png.Reader(filename=str(path)).asRGBA8()
     x0, y0 = int(box["x"] * scale), int(box["y"] * scale)
     x1 = min(width, int((box["x"] + box["width"]) * scale))

@@ -260,6 +260,8 @@ class Poller:
         started = time.time()
         result = await self.fetcher.get(feed.fetch_url, etag=feed.etag,
                                         last_modified=feed.last_modified, accept=FEED_ACCEPT)
+        if result.on_hold:
+            return self._put_off(feed, result)
         parsed: ParsedFeed | None = None
         digest = None
         if result.reason is None and result.status != 304:
@@ -300,6 +302,17 @@ class Poller:
                 new = replace(new, next_poll=now + slow)
         self.store.save_feed(new)
         self._count(feed, new, result, parsed, published)
+        return new
+
+    def _put_off(self, feed: FeedState, result: FetchResult) -> FeedState:
+        """The feed's host is on hold (it told us or another process 429/503 Retry-After):
+        nothing was sent, so this is no poll and no error of the feed; it is due again just
+        after the hold, spread so the host's feeds do not all return at the same second."""
+        wait = (result.retry_after or 0.0) + self.rng.random() * HOLD_JITTER
+        new = replace(feed, next_poll=time.time() + wait)
+        self.store.save_feed(new)
+        metrics.HOST_HOLDS.inc()
+        log.info("feed put off, host on hold url=%s next_in=%.0fs", feed.url, wait)
         return new
 
     # -- WebSub ----------------------------------------------------------------------------

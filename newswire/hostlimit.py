@@ -10,7 +10,10 @@ millisecond), holding per host:
   for long; when a host's slots are all taken, leases of processes of this machine that no
   longer exist are taken back at once (checked by PID within the same PID namespace);
 - **next_start**: the earliest time the next request to the host may start (``min_gap``), and a
-  wider gap a host asked for in its robots.txt ``Crawl-delay``, until that answer goes stale.
+  wider gap a host asked for in its robots.txt ``Crawl-delay``, until that answer goes stale;
+- **hold_until**: a host that answered 429/503 with ``Retry-After`` is held, for every process,
+  until then (capped at ``MAX_HOLD``). Asking for a held host raises :class:`HostOnHold` at
+  once instead of waiting, so a poller reschedules the feed rather than idling a task.
 
 The limits are per node: processes on other machines do not see this file, and neither do
 containers that do not mount it (``FetchSettings.host_limits_file`` names one file for every
@@ -56,6 +59,7 @@ PRUNE_EVERY = 2000  # grants between sweeps of idle hosts and dead leases
 CHECKPOINT_EVERY = 250  # grants between WAL checkpoints (in the thread, never on the loop)
 IDLE_HOST_AGE = 3600.0  # a host row idle this long (and with no floor) is dropped
 WARN_EVERY = 60.0
+MAX_HOLD = 3600.0  # longest Retry-After honoured for a whole host (a server may ask for days)
 
 T = TypeVar("T")
 
@@ -64,7 +68,8 @@ CREATE TABLE IF NOT EXISTS host (
     host TEXT PRIMARY KEY,
     next_start REAL NOT NULL DEFAULT 0,   -- epoch seconds
     floor_gap REAL NOT NULL DEFAULT 0,    -- a gap the host asked for (Crawl-delay) ...
-    floor_until REAL NOT NULL DEFAULT 0   -- ... honoured until then
+    floor_until REAL NOT NULL DEFAULT 0,  -- ... honoured until then
+    hold_until REAL NOT NULL DEFAULT 0    -- no request before then (429/503 Retry-After)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY,
@@ -85,6 +90,23 @@ def lease_ttl(timeout: float) -> float:
 def limits_path(data_dir: Path) -> Path:
     """Where the shared limits of every process using ``data_dir`` live."""
     return Path(data_dir) / FILE_NAME
+
+
+class HostOnHold(Exception):
+    """The host asked every client to wait (429/503 with Retry-After) and that time has not
+    come: ``seconds`` left (at most ``MAX_HOLD``)."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(f"{host} asked us to wait (429/503 Retry-After): on hold for "
+                         f"{seconds:.0f}s more")
+        self.host = host
+        self.seconds = seconds
+
+
+def hold_left(now: float, hold_until: float) -> float:
+    """Seconds a host is still held (pure). A hold further ahead than ``MAX_HOLD`` can only
+    come from a clock that stepped back: it is trusted up to ``MAX_HOLD``."""
+    return min(max(0.0, hold_until - now), MAX_HOLD)
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,7 @@ def decide(now: float, active: int, concurrency: int, next_start: float, gap: fl
 class Grant:
     lease: int | None  # lease id when granted
     wait: float  # else: seconds before asking again
+    held: float = 0.0  # > 0: the host is on hold this many seconds more (no lease)
 
 
 def _process_space() -> str | None:
@@ -171,6 +194,9 @@ class HostLimiter:
             db.execute("PRAGMA synchronous=NORMAL")
             if waiting:
                 db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(host)")}
+                if "hold_until" not in columns:  # a file written before holds existed
+                    db.execute("ALTER TABLE host ADD COLUMN hold_until REAL NOT NULL DEFAULT 0")
             else:  # its commits never checkpoint (fsync); the thread does that
                 db.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException:
@@ -194,9 +220,14 @@ class HostLimiter:
             db.execute("DELETE FROM lease WHERE host=? AND (expires<? OR expires>?)",
                        (host, now, now + self.lease_ttl))
             active = db.execute("SELECT COUNT(*) FROM lease WHERE host=?", (host,)).fetchone()[0]
-            row = db.execute("SELECT next_start, floor_gap, floor_until FROM host WHERE host=?",
-                             (host,)).fetchone()
-            next_start, floor_gap, floor_until = row if row else (0.0, 0.0, 0.0)
+            row = db.execute("SELECT next_start, floor_gap, floor_until, hold_until FROM host "
+                             "WHERE host=?", (host,)).fetchone()
+            next_start, floor_gap, floor_until, hold_until = row if row else (0.0, 0.0, 0.0, 0.0)
+            held = hold_left(now, hold_until)
+            if held > 0:
+                db.execute("COMMIT")
+                self.steps += 1
+                return Grant(None, held, held)
             if floor_until > now:
                 gap = max(gap, floor_gap)
             decision = decide(now, active, concurrency, next_start, gap, poll)
@@ -293,6 +324,24 @@ class HostLimiter:
                 "ON CONFLICT (host) DO UPDATE SET floor_gap=excluded.floor_gap, "
                 "floor_until=excluded.floor_until", (host, gap, now + for_seconds))
 
+    def hold(self, host: str, seconds: float) -> float:
+        """Hold ``host`` for every process sharing the file: no request starts for
+        ``seconds`` (capped at ``MAX_HOLD``; an existing longer hold stays). Returns the cap."""
+        seconds = min(max(0.0, seconds), MAX_HOLD)
+        with self._lock:
+            until = self.clock() + seconds
+            self._conn().execute(
+                "INSERT INTO host (host, hold_until) VALUES (?,?) ON CONFLICT (host) DO UPDATE "
+                "SET hold_until=max(hold_until, excluded.hold_until)", (host, until))
+        return seconds
+
+    def held(self, host: str) -> float:
+        """Seconds ``host`` is still on hold (0 = not held)."""
+        with self._lock:
+            row = self._conn().execute("SELECT hold_until FROM host WHERE host=?",
+                                       (host,)).fetchone()
+            return hold_left(self.clock(), row[0]) if row else 0.0
+
     def active(self, host: str) -> int:
         """Live leases of ``host`` (for tests and status)."""
         with self._lock:
@@ -304,8 +353,8 @@ class HostLimiter:
         with self._lock:
             db, now = self._conn(), self.clock()
             db.execute("DELETE FROM lease WHERE expires<?", (now,))
-            db.execute("DELETE FROM host WHERE next_start<? AND floor_until<? AND host NOT IN "
-                       "(SELECT host FROM lease)", (now - IDLE_HOST_AGE, now))
+            db.execute("DELETE FROM host WHERE next_start<? AND floor_until<? AND hold_until<? "
+                       "AND host NOT IN (SELECT host FROM lease)", (now - IDLE_HOST_AGE, now, now))
 
     def _checkpoint(self) -> None:
         with self._lock:
@@ -362,7 +411,8 @@ class HostLimiter:
 
     async def acquire(self, host: str, concurrency: int, gap: float) -> int | None:
         """Wait (asleep) until ``host`` has a free slot and its gap has passed; the lease id,
-        or ``None`` when the shared file failed (the caller's local limits still apply)."""
+        or ``None`` when the shared file failed (the caller's local limits still apply).
+        Raises :class:`HostOnHold` at once when the host is on hold."""
         poll = POLL_MIN
         while True:
             grant = self.try_acquire_quick(host, concurrency, gap, poll)
@@ -379,6 +429,8 @@ class HostLimiter:
                     return None
             if grant.lease is not None:
                 return grant.lease
+            if grant.held > 0:
+                raise HostOnHold(host, grant.held)
             await asyncio.sleep(grant.wait)
             poll = min(POLL_MAX, poll * 2)
 
@@ -404,6 +456,13 @@ class HostLimiter:
             self._thread().submit(self._release_quietly, lease)
         except RuntimeError:  # closing right now: close() gives back what is still held
             pass
+
+    async def ahold(self, host: str, seconds: float) -> None:
+        """:meth:`hold` off the event loop; a failing file is counted, never raised."""
+        try:
+            await self._submit(self.hold, host, seconds)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed("hold", exc)
 
     async def awiden_gap(self, host: str, gap: float, for_seconds: float) -> None:
         try:

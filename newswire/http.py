@@ -29,7 +29,7 @@ import socket
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from urllib.robotparser import RobotFileParser
 import httpcore
 import httpx
 
-from newswire.hostlimit import HostLimiter, lease_ttl, limits_path
+from newswire.hostlimit import MAX_HOLD, HostLimiter, HostOnHold, lease_ttl, limits_path
 from newswire.settings import FetchSettings
 
 try:  # optional: without it we simply do not advertise "br"
@@ -81,6 +81,9 @@ class FetchResult:
     elapsed: float = 0.0
     retry_after: float | None = None  # seconds, from a Retry-After header
     permanent_url: str | None = None  # final URL when every redirect hop was permanent
+    # Not sent at all: the host is on hold after a 429/503 Retry-After (to this or another
+    # process); reason is then "http_429" (a transient error) and retry_after the time left.
+    on_hold: bool = False
 
     @property
     def ok(self) -> bool:
@@ -372,12 +375,21 @@ class _HostGate:
         self.next_start = 0.0
         self.users = 0
         self.shared = shared
+        self.hold_until = 0.0  # wall clock: the shared file holds the same time
+
+    def check_hold(self) -> None:
+        """Raise :class:`HostOnHold` while this process knows the host is held."""
+        left = min(self.hold_until - time.time(), MAX_HOLD)
+        if left > 0:
+            raise HostOnHold(self.host, left)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        self.check_hold()
         self.users += 1
         try:
             async with self.semaphore:
+                self.check_hold()  # set while we queued
                 lease = None
                 async with self.lock:
                     if self.shared is not None:
@@ -490,6 +502,11 @@ class Fetcher:
                        work: Any) -> FetchResult:
         try:
             return await work
+        except HostOnHold as exc:
+            # Shaped as the 429 the host would answer, so callers' transient-error paths
+            # (retry after ``retry_after``) apply; ``on_hold`` tells it was never sent.
+            return replace(self._failed(url, state, trail, started, "http_429", str(exc)),
+                           retry_after=exc.seconds, on_hold=True)
         except _FetchProblem as exc:
             return self._failed(url, state, trail, started, exc.reason, str(exc))
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -563,7 +580,8 @@ class Fetcher:
             if len(self._gates) > 4096:  # keep the table bounded: drop idle hosts
                 now = time.monotonic()
                 for name in [h for h, g in self._gates.items()
-                             if g.users == 0 and g.next_start < now]:
+                             if g.users == 0 and g.next_start < now
+                             and g.hold_until < time.time()]:
                     del self._gates[name]
             gate = self._gates[host] = _HostGate(host, self.settings.per_host_concurrency,
                                                  self.settings.per_host_min_gap, self.limiter)
@@ -595,6 +613,8 @@ class Fetcher:
                         resp_headers = {k.lower(): v for k, v in response.headers.items()}
                         state.update(status=status, headers=resp_headers,
                                      retry_after=parse_retry_after(resp_headers.get("retry-after")))
+                        if status in (429, 503) and state["retry_after"]:
+                            await self._hold(host, state["retry_after"])
                         location = resp_headers.get("location")
                         if status in REDIRECT_STATUSES and location:
                             next_url = urljoin(current, location.strip())
@@ -623,6 +643,16 @@ class Fetcher:
         state["final"] = current
         return self._failed(url, state, trail, started, "too_many_redirects",
                             f"more than {self.settings.max_redirects} redirects")
+
+    async def _hold(self, host: str, seconds: float) -> None:
+        """The host asked to be left alone: hold it here and for every process sharing the
+        limits file (capped: a server cannot switch us off for days)."""
+        seconds = min(seconds, MAX_HOLD)
+        gate = self._gate(host)
+        gate.hold_until = max(gate.hold_until, time.time() + seconds)
+        log.info("host on hold host=%s seconds=%.0f", host, seconds)
+        if self.limiter is not None:
+            await self.limiter.ahold(host, seconds)
 
     async def _read_body(self, response: httpx.Response, headers: dict[str, str],
                          cap: int) -> bytes:
@@ -672,6 +702,8 @@ class Fetcher:
     async def _fetch_robots(self, origin: str) -> _Robots:
         result = await self.get(f"{origin}/robots.txt", accept="text/plain, */*;q=0.5",
                                 max_bytes=ROBOTS_MAX_BYTES)
+        if result.on_hold:  # not an answer about robots.txt: ask again once the hold ends
+            raise HostOnHold(urlsplit(origin).hostname or origin, result.retry_after or 0.0)
         now = time.monotonic()
         if result.status is not None and 400 <= result.status < 500 and result.status != 429:
             # RFC 9309: an unavailable robots.txt (4xx) means no restriction.

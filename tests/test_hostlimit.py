@@ -24,7 +24,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newswire.hostlimit import HostLimiter, decide, lease_ttl, limits_path
+from newswire.hostlimit import (
+    MAX_HOLD,
+    HostLimiter,
+    decide,
+    hold_left,
+    lease_ttl,
+    limits_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,8 +102,13 @@ class _Handler(BaseHTTPRequestHandler):
                         rec.lock.wait(max(0.0, deadline - time.monotonic()))
             elif parts.path == "/hang":
                 rec.stop.wait(30)
+            status = 200
+            if parts.path == "/busy":  # "too many requests, come back in `after` seconds"
+                status = int(query.get("status", ["429"])[0])
             body = b"ok"
-            self.send_response(200)
+            self.send_response(status)
+            if status != 200:
+                self.send_header("Retry-After", query.get("after", ["120"])[0])
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -476,3 +488,79 @@ def test_closing_gives_back_the_slots_still_held(tmp_path: Path) -> None:
         assert second.try_acquire("h", 1, 0.0).lease is not None
     finally:
         second.close()
+
+
+@given(now=times, until=st.floats(-1e7, 1e7, allow_nan=False))
+def test_a_hold_is_never_negative_nor_longer_than_the_cap(now: float, until: float) -> None:
+    left = hold_left(now, now + until)
+    assert 0.0 <= left <= MAX_HOLD
+    assert left == pytest.approx(min(max(until, 0.0), MAX_HOLD), abs=1e-6)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_holds_the_host_for_every_process(
+        servers: tuple[_Recorder, dict[str, str]], tmp_path: Path, status: int) -> None:
+    """One process is told 429/503 Retry-After; another process then sends nothing to that
+    host (it gets a transient http_429 "on hold" at once), while other hosts go ahead."""
+    recorder, bases = servers
+    one, two = bases["127.0.0.1"], bases["127.0.0.2"]
+    told = _start([f"{one}/busy?status={status}&after=120"], tmp_path, {"per_host_min_gap": 0.0})
+    expected = "http_429" if status == 429 else "http_5xx"
+    assert _run_together([told]) == [[expected]]
+    other = _start([f"{one}/fast?held", f"{two}/fast?free"], tmp_path, {"per_host_min_gap": 0.0})
+    assert _run_together([other]) == [["http_429", None]]
+    paths = [p for _h, p, _t in recorder.arrivals]
+    assert "/fast?held" not in paths and "/fast?free" in paths
+    limiter = HostLimiter(limits_path(tmp_path), lease_ttl=10.0)
+    try:
+        assert 100 < limiter.held("127.0.0.1") <= 120 and limiter.held("127.0.0.2") == 0
+        assert limiter.try_acquire("127.0.0.1", 5, 0.0).held > 100
+        # A server asking for a week is capped; a shorter ask never shortens a hold.
+        assert limiter.hold("127.0.0.2", 7 * 86_400) == MAX_HOLD
+        limiter.hold("127.0.0.2", 5)
+        assert limiter.held("127.0.0.2") > MAX_HOLD - 60
+    finally:
+        limiter.close()
+
+
+@pytest.mark.integration
+def test_an_on_hold_answer_in_process_says_how_long(
+        servers: tuple[_Recorder, dict[str, str]]) -> None:
+    """Without a shared file the hold still holds within the process, as a transient 429."""
+    import asyncio
+
+    from newswire.http import Fetcher
+    from newswire.settings import FetchSettings
+
+    recorder, bases = servers
+
+    async def go() -> list[object]:
+        fetch = FetchSettings(allow_private_networks=True, per_host_min_gap=0.0)
+        async with Fetcher(fetch) as fetcher:
+            first = await fetcher.get(f"{bases['127.0.0.1']}/busy?after=30")
+            second = await fetcher.get(f"{bases['127.0.0.1']}/fast?again")
+        return [first, second]
+
+    first, second = asyncio.run(go())
+    assert first.reason == "http_429" and not first.on_hold and first.retry_after == 30
+    assert second.reason == "http_429" and second.on_hold and 20 < second.retry_after <= 30
+    assert "on hold" in (second.error or "")
+    assert "/fast?again" not in [p for _h, p, _t in recorder.arrivals]
+
+
+def test_a_limits_file_from_before_holds_gains_the_column(tmp_path: Path) -> None:
+    path = limits_path(tmp_path)
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE host (host TEXT PRIMARY KEY, next_start REAL NOT NULL DEFAULT 0, "
+                "floor_gap REAL NOT NULL DEFAULT 0, floor_until REAL NOT NULL DEFAULT 0) "
+                "WITHOUT ROWID")
+    assert "hold_until" not in {r[1] for r in old.execute("PRAGMA table_info(host)")}
+    old.close()
+    limiter = HostLimiter(path, lease_ttl=10.0)
+    try:
+        limiter.hold("a.example", 60)
+        assert limiter.try_acquire("a.example", 2, 0.0).lease is None
+        assert limiter.try_acquire("b.example", 2, 0.0).lease is not None
+    finally:
+        limiter.close()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,6 +91,8 @@ class FeedHandler(BaseHTTPRequestHandler):
                             b'<item><title>No link</title><guid isPermaLink="false">n1</guid></item>'
                             b'<item><title>Mail</title><link>mailto:desk@example.com</link></item>'
                             b'</channel></rss>')
+        elif self.path == "/limited.xml":  # the publisher asks every client to wait
+            self._send(429, b"slow down", "text/plain", **{"Retry-After": "600"})
         elif self.path == "/truncated.xml":  # broken XML that yields no entry at all
             self._send(200, b'<?xml version="1.0"?><rss version="2.0"><channel><title>T &x;')
         elif self.path == "/broken.xml":
@@ -351,3 +354,19 @@ def test_malformed_feed_with_no_entry_is_an_error_that_backs_off(
                                   "--json"], env=cli_env(settings))
     row = json.loads(status.stdout.splitlines()[0])
     assert "undefined entity" in json.dumps(row)
+
+
+def test_a_host_on_hold_puts_off_its_other_feeds_without_an_error(
+        kafka_settings: Settings, feed_server: FeedServer) -> None:
+    limited, other = f"{feed_server.base}/limited.xml", f"{feed_server.base}/feed.xml"
+    assert run_poller(with_feeds(kafka_settings, limited), once=True) == 0
+    before = time.time()
+    # Another run (a new Fetcher, as another process would have) shares the limits file.
+    assert run_poller(with_feeds(kafka_settings, other), once=True) == 0
+    assert feed_server.hits.get("/feed.xml") is None and consume(kafka_settings) == []
+    with StateStore.open(kafka_settings) as store:
+        told, put_off = store.feed(limited), store.feed(other)
+    assert told is not None and told.last_error_reason == "http_429"
+    assert told.next_poll - before > 500  # Retry-After: 600 is honoured for the feed itself
+    assert put_off is not None and put_off.polls == 0 and put_off.error_count == 0
+    assert put_off.last_error is None and put_off.next_poll - before > 550

@@ -5,7 +5,10 @@ safe :class:`~newswire.http.Fetcher`; feed parsing runs in a small thread pool s
 does not stall the loop. Entries are published with kafka-python (key = article key) and marked
 seen only after the broker confirmed them; a failed delivery keeps the old validators so the
 entries come again on the next poll. Every bad outcome is logged, counted in the state DB and
-in Prometheus, and the service keeps going.
+in Prometheus, and the service keeps going. Entries a feed names that cannot become records
+(no link, a non-http or bad link) are dead-lettered to ``dlq.poll``, once each (the seen set
+remembers them). A feed whose host is on hold (429/503 Retry-After, to any process of the
+node) is put off until the hold ends, without counting a poll or an error.
 """
 
 from __future__ import annotations

@@ -393,7 +393,12 @@ class _HostGate:
                 lease = None
                 async with self.lock:
                     if self.shared is not None:
-                        lease = await self.shared.acquire(self.host, self.concurrency, self.gap)
+                        try:
+                            lease = await self.shared.acquire(self.host, self.concurrency,
+                                                              self.gap)
+                        except HostOnHold as exc:  # another process was told: remember it here
+                            self.hold_until = max(self.hold_until, time.time() + exc.seconds)
+                            raise
                     if lease is None and self.gap > 0:  # no shared file (or it failed): pace here
                         wait = self.next_start - time.monotonic()
                         if wait > 0:

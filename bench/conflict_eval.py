@@ -65,6 +65,8 @@ MULTILINGUAL_BLIND_SET = ROOT / "tests" / "test_tag_multilingual_blind.yaml"  # 
 ARTICLES_SET = ROOT / "tests" / "test_tag_multilingual_articles.yaml"  # titled articles, after round 2
 SHORT_SET = ROOT / "tests" / "test_tag_multilingual_short.yaml"  # very short headlines, after round 3
 WARS_SET = ROOT / "tests" / "test_tag_multilingual_wars.yaml"  # less-reported wars, after round 4
+HEADLINES2_SET = ROOT / "tests" / "test_tag_headlines2.yaml"  # short headlines, before round 5
+HEADLINES3_SET = ROOT / "tests" / "test_tag_headlines3.yaml"  # short headlines, after round 5
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 
@@ -269,6 +271,9 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
+        for extra in (HEADLINES2_SET, HEADLINES3_SET):
+            if extra.exists():
+                eval_own(tagger, args.show_errors, extra)
         return
     if args.only != "dev":
         eval_own(tagger, args.show_errors)
@@ -281,6 +286,9 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
+        for extra in (HEADLINES2_SET, HEADLINES3_SET):
+            if extra.exists():
+                eval_own(tagger, args.show_errors, extra)
     if args.only == "own":
         return
     eval_bbc(tagger, args.split, args.show_errors)

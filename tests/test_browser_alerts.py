@@ -17,7 +17,15 @@ import httpx
 import png  # type: ignore[import-untyped]
 import pytest
 from kafka import KafkaProducer  # type: ignore[import-untyped]
-from playwright.sync_api import Browser, ConsoleMessage, FloatRect, Page, Request, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FloatRect,
+    Page,
+    Request,
+    expect,
+    sync_playwright,
+)
 
 from indexer.web import run_web
 from newswire.broker import EmbeddedServer
@@ -236,14 +244,12 @@ def test_writes_without_a_good_token_are_refused_visibly(watched: Watched,
     page.fill("#token-input", "not-the-token")
     with page.expect_response(lambda r: r.url.endswith("/api/alerts") and r.status == 401):
         page.press("#token-input", "Enter")
-    page.wait_for_function(
-        "document.getElementById('rule-form-error').textContent.includes('invalid token')")
+    expect(page.locator("#rule-form-error")).to_contain_text("invalid token")
     # Escape on the token dialog: nothing is sent, and the page says why.
     page.press("#rule-name", "Enter")
     page.wait_for_selector("#token-dialog[open]")
     page.keyboard.press("Escape")
-    page.wait_for_function(
-        "document.getElementById('rule-form-error').textContent.includes('needs the API token')")
+    expect(page.locator("#rule-form-error")).to_contain_text("needs the API token")
     watched.expect_refused(401)
     assert server.rules() == []
 
@@ -253,15 +259,13 @@ def test_writes_without_a_good_token_are_refused_visibly(watched: Watched,
     page.fill("#token-input", TOKEN)
     with page.expect_response(lambda r: r.url.endswith("/api/alerts") and r.status == 400):
         page.press("#token-input", "Enter")
-    page.wait_for_function(
-        "document.getElementById('rule-form-error').textContent.includes('(400)')")
+    expect(page.locator("#rule-form-error")).to_contain_text("(400)")
     assert "parse" in error.inner_text()
     page.fill("#rule-query", "Sudan")
     page.fill("#rule-throttle", "-5")
     with page.expect_response(lambda r: r.url.endswith("/api/alerts") and r.status == 422):
         page.press("#rule-name", "Enter")
-    page.wait_for_function(
-        "document.getElementById('rule-form-error').textContent.includes('(422)')")
+    expect(page.locator("#rule-form-error")).to_contain_text("(422)")
     assert "throttle" in error.inner_text()
     watched.expect_refused(400, 422)
     assert server.rules() == []
@@ -318,9 +322,11 @@ def test_save_this_search_prefills_the_form(watched: Watched, server: Live) -> N
     assert page.input_value("#rule-conflicts") == "russia-ukraine"
     assert page.input_value("#rule-countries") == "UA, RU"
     assert page.input_value("#rule-sources") == ""
+    page.wait_for_selector("body[data-alerts=ready]")  # the list the view switch loads
     page.press("#rule-name", "Enter")
     page.fill("#token-input", TOKEN)
-    reloaded(page, lambda: page.press("#token-input", "Enter"))
+    page.press("#token-input", "Enter")
+    expect(page.locator("#alerts-status")).to_contain_text("created")
     (stored,) = server.rules()
     assert stored["query"] == "drones" and stored["filters"]["countries"] == ["UA", "RU"]
     assert stored["filters"]["conflicts"] == ["russia-ukraine"]

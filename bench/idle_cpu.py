@@ -1,8 +1,9 @@
-"""CPU use of an idle `newswire up`, per service (issue 9: no consumer may spin).
+"""CPU use of an idle `newswire up`, per service (issue 9: no consumer may spin), and memory.
 
 Starts `newswire up` on a loopback feed that never has any item, waits until every service
 is up and settled, then measures each process's CPU over a window with psutil
-(user + system seconds / wall seconds, so 100% = one core).
+(user + system seconds / wall seconds, so 100% = one core), then each service's
+proportional set size (shared pages, e.g. a forked pool's, split between the sharers).
 
     .venv/bin/python bench/idle_cpu.py                # 20 s window after 25 s of settling
     .venv/bin/python bench/idle_cpu.py --window 60 --settle 40
@@ -54,9 +55,11 @@ def main() -> None:
             time.sleep(args.window)
             wall = time.monotonic() - t0
             usage: dict[str, float] = {}
+            pss: dict[str, float] = {}  # proportional set size: shared pages split fairly
             for label, proc, cpu0 in before.values():
                 try:
                     t = proc.cpu_times()
+                    pss[label] = pss.get(label, 0.0) + proc.memory_full_info().pss / 2**20
                 except psutil.Error:
                     continue
                 usage[label] = usage.get(label, 0.0) + (t.user + t.system - cpu0) / wall * 100
@@ -68,7 +71,9 @@ def main() -> None:
                 os.killpg(up.pid, signal.SIGKILL)
     print(json.dumps({"window_s": round(wall, 1), "cpu_percent_of_one_core":
                       {k: round(v, 1) for k, v in sorted(usage.items())},
-                      "total_percent": round(sum(usage.values()), 1), "log": str(tmp / "up.log")},
+                      "total_percent": round(sum(usage.values()), 1),
+                      "pss_mb": {k: round(v, 1) for k, v in sorted(pss.items())},
+                      "log": str(tmp / "up.log")},
                      indent=2))
 
 

@@ -266,6 +266,12 @@ def main() -> None:
             time.sleep(0.1)
         time.sleep(1.0)  # the last alerts trail the last article by the webhook round trip
         clock_offset = time.time() - time.monotonic()  # monotonic -> epoch, for broker times
+        pss_at_end: dict[str, float] = {}  # shared pages (a forked pool's) split fairly
+        for label, p in process_tree(up.pid):
+            try:
+                pss_at_end[label] = pss_at_end.get(label, 0.0) + p.memory_full_info().pss
+            except psutil.Error:
+                pass
         entries = produced_at(kafka, kafka.topic("entries"))
         articles = produced_at(kafka, kafka.topic("articles"))
     finally:
@@ -337,6 +343,7 @@ def main() -> None:
         "on_cpu_vs_waiting_for_cpu_pct": {
             k: [round(100 * r / wall, 1), round(100 * w / wall, 1)]
             for k, (r, w) in sorted(run_wait.items())} if wall > 0 else {},
+        "pss_mb_at_end": {k: round(v / 2**20, 1) for k, v in sorted(pss_at_end.items())},
         "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peak_rss.items())},
     }
     if args.dump:

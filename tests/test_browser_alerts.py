@@ -393,3 +393,38 @@ def test_screenshot_shows_the_rules_and_a_phone_can_read_them(
         phone.screenshot(path=str(tmp_path / "alerts-phone.png"))
     finally:
         context.close()
+
+
+def test_keyboard_only_new_rule_dialog(watched: Watched, server: Live) -> None:
+    page = watched.page
+    open_alerts(page, server.base_url)
+    for _ in range(30):  # Tab reaches the button; Enter opens the form
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "new-rule":
+            break
+    else:
+        pytest.fail("'New alert rule' not reachable with Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#rule-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "rule-name"
+    page.keyboard.type("by keyboard")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "rule-query"
+    page.keyboard.press("Escape")  # closes without saving, focus back on the opener
+    assert page.is_hidden("#rule-dialog")
+    assert page.evaluate("document.activeElement.id") == "new-rule"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#rule-dialog[open]")
+    assert page.input_value("#rule-name") == ""  # a fresh form each time
+    page.keyboard.type("by keyboard")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#token-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "token-input"
+    page.keyboard.type(TOKEN)
+    page.keyboard.press("Enter")
+    expect(page.locator("#alerts-status")).to_contain_text("created")
+    assert [r["name"] for r in server.rules()] == ["by keyboard"]
+    # every control of the page, dialogs included, has a label
+    unlabeled = page.evaluate("""[...document.querySelectorAll('input, select')]
+        .filter(e => !(e.labels && e.labels.length)).map(e => e.id || e.name)""")
+    assert unlabeled == []

@@ -52,6 +52,9 @@ HALTS = Counter("newswire_processor_halts_total",
 # Worth another try later; anything else about a page is final.
 TRANSIENT = frozenset({"timeout", "connect_error", "dns_error", "http_5xx", "http_429"})
 FETCH_ATTEMPTS = 3
+# Longest wait for a host's Retry-After hold before the entry is dead-lettered (replayable):
+# a fetch slot held for an hour would stall its partition's commits behind it.
+MAX_HOLD_WAIT = 30.0
 
 
 # A small but complete story page: enough text that extraction, language detection and
@@ -142,7 +145,10 @@ class Processor:
         for _ in range(FETCH_ATTEMPTS - 1):
             if result.reason not in TRANSIENT:
                 break
-            await asyncio.sleep(result.retry_after or delay)
+            wait = result.retry_after or delay
+            if wait > MAX_HOLD_WAIT:
+                break
+            await asyncio.sleep(wait)
             delay *= 2
             result = await self.fetcher.get(entry.url, respect_robots=self.settings.fetch.obey_robots)
         return result
@@ -259,7 +265,10 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         article, letter = await outcome(event)
         if processor.halted:
             return False
-        halt = limit.add(1, 0 if letter is None else 1)
+        # Fetch failures are the web's doing (a publisher down or rate-limiting us), not a
+        # bad deploy: they are dead-lettered but never halt the stage.
+        ours = letter is not None and not letter.reason.startswith("fetch:")
+        halt = limit.add(1, 1 if ours else 0)
         if halt is not None:
             # A bad deploy, not bad input: stop before this dead letter, commit nothing of it.
             processor.halted = halt

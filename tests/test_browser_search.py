@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import png
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser_setup.live import (
     KHARKIV,
@@ -210,7 +210,9 @@ def test_map_plots_the_locations_on_an_offline_world(watched: Watched,
     page = watched.page
     page.goto(server.base_url + "/")
     ready(page)
-    page.wait_for_function("document.getElementById('land').getAttribute('d').length > 1000")
+    # expect() polls from Playwright's side: a string wait_for_function needs eval, which the
+    # page's CSP refuses when the condition is not already true.
+    expect(page.locator("#land")).to_have_attribute("d", re.compile(r"^.{1000,}$", re.S))
     points = page.locator("#map-points circle").evaluate_all(
         "cs => cs.map(c => [c.dataset.name, +c.getAttribute('cx'), +c.getAttribute('cy')])")
     names = {name for name, _, _ in points}
@@ -395,7 +397,9 @@ def test_screenshot_shows_results_and_facets(watched: Watched, server: LiveServe
     page = watched.page
     page.goto(server.base_url + "/?q=kharkiv")
     ready(page)
-    page.wait_for_function("document.getElementById('land').getAttribute('d').length > 1000")
+    # expect() polls from Playwright's side: a string wait_for_function needs eval, which the
+    # page's CSP refuses when the condition is not already true.
+    expect(page.locator("#land")).to_have_attribute("d", re.compile(r"^.{1000,}$", re.S))
     shot = tmp_path / "search-kharkiv.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

@@ -62,6 +62,7 @@ _BINARY_TYPES = re.compile(
     r"^\s*(image|audio|video|font)/|^\s*application/(pdf|zip|gzip|x-gzip|octet-stream|"
     r"x-tar|x-7z|vnd\.|msword|x-shockwave|wasm)", re.I)
 _TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_CONTROL_BYTES = bytes(b for b in range(256) if b < 9 or 13 < b < 32 or b == 127)
 
 
 def binary_reason(raw: bytes, content_type: str | None = None) -> str | None:
@@ -77,7 +78,7 @@ def binary_reason(raw: bytes, content_type: str | None = None) -> str | None:
         return f"content type {content_type.split(';')[0].strip()}"
     if not head:
         return None
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))  # counted in C
     if controls * 10 > len(head):  # >10% control bytes: not text in any 8-bit charset
         return f"{controls} control bytes in the first {len(head)}"
     return None
@@ -574,11 +575,10 @@ _OPTIONS: dict[str, Any] = {
 
 # Elements trafilatura deletes anyway with our options (its MANUALLY_CLEANED list plus tables,
 # minus <form> and <math>, which it treats specially). Deleting them once, in C, before it
-# copies and walks the tree makes the extraction cheaper and the result the same. Buttons
-# and inputs stay (trafilatura drops them in its copy): a consent wall is known by them.
+# copies and walks the tree makes the extraction cheaper and the result the same.
 _UNWANTED = ("aside", "embed", "footer", "iframe", "menu", "object", "applet", "audio",
-             "canvas", "figure", "map", "picture", "svg", "video", "area", "blink",
-             "datalist", "dialog", "frame", "frameset", "fieldset", "label", "legend",
+             "canvas", "figure", "map", "picture", "svg", "video", "area", "blink", "button",
+             "datalist", "dialog", "frame", "frameset", "fieldset", "input", "label", "legend",
              "marquee", "menuitem", "nav", "noindex", "optgroup", "select", "textarea",
              "table", "td", "th", "tr")
 
@@ -767,7 +767,7 @@ def _consent_box_xpath() -> Any:
 _CONSENT_BOX = _consent_box_xpath()
 
 
-def _cookie_wall(tree: Any, facts: PageFacts, body: str, visible: str, words: int) -> bool:
+def _cookie_wall(tree: Any, buttons: list[Any], body: str, visible: str, words: int) -> bool:
     """A consent dialog instead of the story: consent language in what was extracted (or,
     when almost nothing was, anywhere in what is left of the page) and a consent dialog or
     controls. A short story about cookies has neither; a full story with a banner is long."""
@@ -777,9 +777,9 @@ def _cookie_wall(tree: Any, facts: PageFacts, body: str, visible: str, words: in
     # consent platforms most publishers use).
     if _CONSENT_BOX(tree):
         return True
-    # Consent controls: buttons (kept in the tree for this: see _UNWANTED), or links and
-    # plain elements whose short text is only "Accept all", "Zustimmen", "OK, got it"...
-    for node in tree.iter("button", "input"):
+    # Consent controls: buttons, or links and plain elements whose short text is only
+    # "Accept all", "Zustimmen", "OK, got it"...
+    for node in buttons:
         if _CONSENT_BUTTON.search((node.text_content() or node.get("value") or "")[:80]):
             return True
     return any(len(text) <= 40 and _CONSENT_BUTTON.search(text)
@@ -879,6 +879,9 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
     facts = _page_facts(tree, raw, url)
     _strip_code(tree)  # before the metadata pass too: its author search copies the tree
     meta = _metadata(tree, url, need_date=not facts.published and feed_published is None)
+    # Detached by _drop_unwanted but kept alive here: a consent wall is known by its buttons,
+    # looked at only when the page gave little text.
+    buttons = list(tree.iter("button", "input"))
     _drop_unwanted(tree)
 
     body = _run_extractor(tree, url)
@@ -901,7 +904,7 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         flags.append("paywall")
     elif _note == "ld_body" and facts.free is False:
         flags.append("paywall")  # readers see a teaser; the full text came from the JSON-LD
-    if words < TEASER_WORDS and _cookie_wall(tree, facts, body, visible, words):
+    if words < TEASER_WORDS and _cookie_wall(tree, buttons, body, visible, words):
         flags.append("cookie_wall")
 
     if words == 0:

@@ -46,6 +46,9 @@ ARTICLES_BY_CONFLICT = Counter(
     "newswire_articles_by_conflict_total", "Articles published, by first conflict", ["conflict"]
 )
 STAGE_SECONDS = Histogram("newswire_processor_stage_seconds", "Time per stage", ["stage"])
+ARTICLE_FLAGS = Counter("newswire_article_flags_total",
+                        "Articles published with a quality flag (paywall, cookie wall, live "
+                        "blog, partial, summary fallback, markup cuts...)", ["flag"])
 HALTS = Counter("newswire_processor_halts_total",
                 "Stops because too many recent entries would be dead-lettered")
 
@@ -284,6 +287,8 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         assert article is not None
         await articles.send(key=article.id.encode(), value=article.to_bytes())
         PROCESSED.labels("article").inc()
+        for flag in article.flags:
+            ARTICLE_FLAGS.labels(flag.split(":", 1)[0]).inc()  # bounded label values
         log.info("article key=%s url=%s conflicts=%s partial=%s", article.id, article.url,
                  ",".join(c.id for c in article.conflicts[:3]), article.partial)
         return True

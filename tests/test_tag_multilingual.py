@@ -205,6 +205,11 @@ def test_untuned_headline_set_quality_floor(tagger: Tagger) -> None:
     ("Balacera en Apatzingán", "mexico-cartels"),
     ("कुपवाड़ा में मुठभेड़", "india-pakistan"),
     ("सुकमा में मुठभेड़", "india-maoist"),
+    ("معارك في بوكروفسك", "russia-ukraine"),
+    ("קרבות בפוקרובסק", "russia-ukraine"),
+    ("Удар по Хан-Юнису", "israel-hamas"),
+    ("Combats à El-Facher", "sudan"),
+    ("Теракт в Белуджистане", "pakistan"),
 ])  # fmt: skip
 def test_a_town_alone_names_the_war(tagger: Tagger, headline: str, expected: str) -> None:
     # round 5: front-line towns in native script and their case forms are the only clue

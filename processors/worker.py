@@ -9,6 +9,7 @@ an event whose agent raised and never retries it, so nothing here lets an error 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -118,6 +119,12 @@ class Processor:
         # instead of each spending seconds of CPU on the same compile.
         init_worker(str(settings.taxonomy_file) if settings.taxonomy_file else None)
         warm_up()
+        # Everything loaded so far (trafilatura, language model, compiled taxonomy) lives as
+        # long as the process: freeze it out of the collector, so neither this loop nor the
+        # forked pool re-traverses it on every full collection (and the children don't
+        # copy the inherited pages by writing GC headers).
+        gc.collect()
+        gc.freeze()
         self.pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),

@@ -189,6 +189,7 @@ class PageFacts:
     lang: str | None = None
     paywall_markup: bool = False
     gated_selectors: list[str] = field(default_factory=list)  # hasPart not free: cssSelector
+    gated_parts: int = 0  # hasPart entries not free (with or without a cssSelector)
     liveblog_markup: bool = False
     live_title: bool = False  # the title or URL says "live", "as it happened", "Liveticker"...
     timestamps: int = 0  # <time> elements: a live blog stamps every update
@@ -217,6 +218,8 @@ def _walk_ld(obj: Any, facts: PageFacts, depth: int = 0) -> None:
         return
     types = {str(t).lower() for t in _as_list(obj.get("@type"))}
     facts.types |= types
+    if obj.get("liveBlogUpdate"):  # updates listed under any type: a running page
+        facts.liveblog_markup = True
     if types & _ARTICLE_TYPES:
         body = obj.get("articleBody")
         if isinstance(body, str) and "liveblogposting" not in types and depth < 3:
@@ -228,6 +231,7 @@ def _walk_ld(obj: Any, facts: PageFacts, depth: int = 0) -> None:
                 facts.updates.append(f"{headline}\n{update['articleBody']}".strip())
         for part in _as_list(obj.get("hasPart"))[:20]:
             if isinstance(part, dict) and _is_false(part.get("isAccessibleForFree")):
+                facts.gated_parts += 1
                 selector = part.get("cssSelector")
                 if isinstance(selector, str):
                     facts.gated_selectors.append(selector)
@@ -330,6 +334,8 @@ def _page_facts(tree: Any, markup: bytes = b"", url: str = "") -> PageFacts:
         if metas.get(key):
             facts.published = facts.published or metas[key]
             break
+    if _is_false(metas.get("isaccessibleforfree")):  # microdata <meta itemprop=...>
+        facts.free = False
     if metas.get("og:type", "").lower() in ("liveblog", "article:liveblog"):
         facts.liveblog_markup = True
     facts.lang = tree.get("lang") or metas.get("content-language") or metas.get("og:locale")
@@ -767,10 +773,21 @@ def _consent_box_xpath() -> Any:
 _CONSENT_BOX = _consent_box_xpath()
 
 
-def _cookie_wall(tree: Any, buttons: list[Any], body: str, visible: str, words: int) -> bool:
+# The consent platforms publishers use name their dialogs and stubs (OneTrust, Didomi,
+# Cookiebot, Usercentrics, Sourcepoint, Quantcast, the IAB TCF API): with almost no story
+# text, the page is their wall whatever language the dialog speaks (or if it is an iframe).
+_CMP_MARKUP = re.compile(
+    rb"(?:id|class)\s*=\s*[\"'][^\"'>]{0,200}(?:onetrust|didomi|cookiebot|usercentrics|"
+    rb"sp_message|qc-cmp)|__tcfapi", re.I)
+
+
+def _cookie_wall(tree: Any, buttons: list[Any], body: str, visible: str, words: int,
+                 markup: bytes = b"") -> bool:
     """A consent dialog instead of the story: consent language in what was extracted (or,
     when almost nothing was, anywhere in what is left of the page) and a consent dialog or
     controls. A short story about cookies has neither; a full story with a banner is long."""
+    if words < MIN_WORDS and _CMP_MARKUP.search(markup):
+        return True
     if len(_COOKIE.findall(body)) < 2 and not (words < MIN_WORDS and _COOKIE.search(visible)):
         return False
     # A dialog, or a container its own markup names a consent box (by purpose or by the
@@ -795,7 +812,11 @@ def _paywalled(facts: PageFacts, words: int) -> bool:
         return True
     if facts.free is False and facts.bodies:
         return len(max(facts.bodies, key=len).split()) > 2 * max(words, 1)
-    return False
+    # The publisher says the article is not free (schema.org isAccessibleForFree false,
+    # JSON-LD bool or string, or microdata) and readers got a teaser's worth of text. When
+    # it describes the gated part (hasPart), that part decides instead (_withheld): the
+    # page often holds the whole text for crawlers (Reuters' briefs say not free, hasPart).
+    return facts.free is False and not facts.gated_parts
 
 
 def clean(
@@ -904,7 +925,7 @@ def _clean(html: bytes | str, url: str, content_type: str | None, feed_title: st
         flags.append("paywall")
     elif _note == "ld_body" and facts.free is False:
         flags.append("paywall")  # readers see a teaser; the full text came from the JSON-LD
-    if words < TEASER_WORDS and _cookie_wall(tree, buttons, body, visible, words):
+    if words < TEASER_WORDS and _cookie_wall(tree, buttons, body, visible, words, raw):
         flags.append("cookie_wall")
 
     if words == 0:

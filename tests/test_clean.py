@@ -446,8 +446,15 @@ def test_extract_record_never_raises() -> None:
 
 def _flag_pages() -> list:  # type: ignore[type-arg]
     from tests.flag_pages import fresh_pages, heldout_pages, labelled_pages
+    from tests.flag_pages2 import batch2_pages
 
-    return [*labelled_pages(), *heldout_pages(), *fresh_pages()]
+    # The one known miss of tests/flag_pages2.py stays visible (strict: fixing it shows).
+    known_misses = {"batch2-paywall-custom-arabic": "paywall named only by a tp-modal box "
+                    "and Arabic wording; no structural signal covers it yet"}
+    return [*labelled_pages(), *heldout_pages(), *fresh_pages(), *(
+        pytest.param(page, marks=pytest.mark.xfail(reason=known_misses[page.name],
+                                                   strict=True))
+        if page.name in known_misses else page for page in batch2_pages())]
 
 
 @pytest.mark.parametrize("page", _flag_pages(), ids=lambda p: p.name)

@@ -1,7 +1,7 @@
 """Quality of the conflict tagger on the dev data and on our hand-written eval set.
 
     .venv/bin/python bench/conflict_eval.py [--split dev|test|train] [--show-errors]
-        [--only own|multilingual|dev]
+        [--only own|multilingual|dev|round6]
 
 What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
 - BBC_News: label 1 = politics, 0 = sport/business/tech/entertainment. Politics is not armed
@@ -79,6 +79,7 @@ SHORT_SET = ROOT / "tests" / "test_tag_multilingual_short.yaml"  # very short he
 WARS_SET = ROOT / "tests" / "test_tag_multilingual_wars.yaml"  # less-reported wars, after round 4
 HEADLINES2_SET = ROOT / "tests" / "test_tag_headlines2.yaml"  # short headlines, before round 5
 HEADLINES3_SET = ROOT / "tests" / "test_tag_headlines3.yaml"  # short headlines, after round 5
+ROUND6_SET = ROOT / "tests" / "test_tag_round6.yaml"  # less-reported wars + negatives, before round 6
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 
@@ -273,17 +274,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev")
     ap.add_argument("--show-errors", action="store_true")
-    ap.add_argument("--only", choices=("own", "multilingual", "dev"),
-                    help="just our hand-written sets, just the multilingual one, or just the dev data")
+    ap.add_argument("--only", choices=("own", "multilingual", "dev", "round6"),
+                    help="just our hand-written sets, the multilingual ones, the dev data, or the"
+                         " newest held-out set")
     args = ap.parse_args()
     tagger = Tagger()
+    if args.only == "round6":
+        eval_own(tagger, args.show_errors, ROUND6_SET)
+        return
     if args.only == "multilingual":
         eval_own(tagger, args.show_errors, MULTILINGUAL_SET)
         eval_own(tagger, args.show_errors, MULTILINGUAL_BLIND_SET)
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
         return
@@ -298,7 +303,7 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
     if args.only == "own":

@@ -9,7 +9,13 @@ replays it and the replay overwrites by id.
 While the store is unreachable (:class:`indexer.store.StoreUnavailable`) the consumer pauses
 its partitions, keeps its group membership with empty polls, and retries with capped
 exponential backoff; nothing is skipped. One log line per retry says why; the full traceback
-is logged once per outage.
+is logged once per outage. A single document that the store answers with a server error on
+every attempt is not an outage: the store gives up on it after a capped number of attempts
+(``indexer.elastic``) and it is dead-lettered with reason ``store_5xx`` while the rest of the
+batch is written and committed, so one document cannot stall the indexer.
+
+Dead letters keep the whole original value (up to :data:`MAX_LETTER_BYTES`), so
+``newswire dlq replay index`` can send back even a long article.
 
 Partitions (``IndexerOptions.membership``): ``assign`` takes every partition of the topic
 itself (``consumer.assign``) and commits its offsets to the group; ``group`` subscribes and
@@ -56,7 +62,9 @@ from newswire.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 DOCS = Counter("newswire_indexer_documents_total", "Documents handled by the indexer",
-               ["outcome"])  # indexed | rejected | undecodable
+               ["outcome"])  # indexed | rejected | store_5xx | undecodable
+BATCH_RECORDS = Histogram("newswire_indexer_batch_records", "Records per written batch",
+                          buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
 BULK_SECONDS = Histogram("newswire_indexer_bulk_seconds", "Time of one store.upsert batch",
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
@@ -64,7 +72,11 @@ STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
 HALTS = Counter("newswire_indexer_halts_total",
                 "Stops because too many records would have been dead-lettered")
 
-PAYLOAD_LIMIT = 20_000
+# A dead letter keeps the whole original value when the letter fits in this many bytes: under
+# Kafka's default max.message.bytes and the producers' max.request.size (~1 MB), with room for
+# headers. A bigger one keeps the head, says so in the ``payload_truncated`` header, and
+# `newswire dlq replay` re-reads the original from its topic, partition and offset.
+MAX_LETTER_BYTES = 900_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
 FETCH_WAIT_MS = 100  # a poll right after one that returned records waits this long for more
 # Only a poll this full counts as "flowing": a trickle of single records would otherwise
@@ -177,11 +189,19 @@ def dead_letter_message(dead: Dead) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The DLQ value and headers of a dead record (pure)."""
     record = dead.record
     key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else record.key
-    letter = DeadLetter(
-        stage="index", reason=dead.reason, error=dead.error, topic=record.topic,
-        partition=record.partition, offset=record.offset, key=key,
-        payload=(record.value or b"")[:PAYLOAD_LIMIT].decode("utf-8", "replace"),
-    )
+    original = record.value or b""
+    keep = len(original)
+    while True:
+        letter = DeadLetter(
+            stage="index", reason=dead.reason, error=dead.error, topic=record.topic,
+            partition=record.partition, offset=record.offset, key=key,
+            payload=original[:keep].decode("utf-8", "replace"),
+        )
+        value = letter.to_bytes()
+        if len(value) <= MAX_LETTER_BYTES or keep == 0:
+            break
+        # JSON escaping can grow the payload (quotes, control bytes): cut by the excess
+        keep = max(0, min(keep - (len(value) - MAX_LETTER_BYTES), keep // 2 + keep // 4))
     headers = [
         ("original_topic", record.topic.encode()),
         ("original_partition", str(record.partition).encode()),
@@ -189,8 +209,11 @@ def dead_letter_message(dead: Dead) -> tuple[bytes, list[tuple[str, bytes]]]:
         ("stage", b"index"),
         ("reason", dead.reason.encode()),
         ("exception", (dead.error or "")[:500].encode()),
+        ("payload_bytes", str(len(original)).encode()),
     ]
-    return letter.to_bytes(), headers
+    if keep < len(original):
+        headers.append(("payload_truncated", b"1"))
+    return value, headers
 
 
 def commit_offsets(records: Iterable[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -355,7 +378,7 @@ class Indexer:
             for rej in rejections:
                 record = by_id.get(rej.id)
                 if record is not None:
-                    dead.append(Dead(record, "rejected", rej.reason))
+                    dead.append(Dead(record, rej.kind, rej.reason))
         halt = self.limit.add(len(batch), len(dead))
         if halt is not None:
             # Written to the store already (idempotent), but neither dead-lettered nor
@@ -385,9 +408,12 @@ class Indexer:
         except CommitFailedError as exc:
             # The group rebalanced away from us; the batch is re-read and re-upserted (idempotent).
             log.warning("offset commit failed, batch will be replayed error=%s", exc)
+        undecodable = len(item.dead)
         DOCS.labels("indexed").inc(len(articles) - len(rejections))
-        DOCS.labels("rejected").inc(len(rejections))
-        DOCS.labels("undecodable").inc(len(dead) - len(rejections))
+        for rej in rejections:
+            DOCS.labels(rej.kind).inc()
+        DOCS.labels("undecodable").inc(undecodable)
+        BATCH_RECORDS.observe(len(batch))
         self.indexed += len(articles) - len(rejections)
         log.info("batch indexed records=%d documents=%d dead=%d", len(batch),
                  len(articles) - len(rejections), len(dead))

@@ -31,11 +31,24 @@ with a ``.std`` sub-field on the ``standard`` analyzer (and ``.english`` on the 
 ``name|country|lat|lon``, what the search page's map aggregates); ``conflict_score``;
 and ``article``: the whole Article, stored but not indexed.
 
-Writes use ``helpers.streaming_bulk`` (retries 429 with capped exponential backoff); the
-client retries 502/503/504 and timeouts. Unreachable or overloaded -> ``StoreUnavailable``
-(the indexer pauses and retries); a document Elasticsearch refuses (e.g. a latitude out of
-range) -> a ``Rejection`` with its error. Secrets come from ``SearchSettings`` as
-``SecretStr`` and are never logged.
+Writes are ``_bulk`` requests of ``chunk_size`` documents; the client itself retries a whole
+request that got 502/503/504 or timed out. Then, per ``upsert``, up to ``max_retries`` more
+rounds with capped exponential backoff (``initial_backoff`` doubling to ``max_backoff``)
+resend only what failed: items answered 429 or 5xx, and chunks answered 429 as a whole. After
+the last round:
+
+- anything still 429 (overload), any other failure of a whole request (unreachable, 5xx),
+  or item-level 5xx on every document while the cluster reports red or does not answer:
+  ``StoreUnavailable``; the indexer pauses and retries the batch, with no limit (nothing is
+  the documents' fault; rewriting the ones already written is an idempotent overwrite);
+- item-level 5xx while other documents were written, or while the cluster reports itself
+  usable: those documents fail on their own, so each becomes a ``Rejection`` of kind
+  ``store_5xx`` (dead-lettered, replayable) instead of stalling the indexer forever;
+- a document Elasticsearch refuses (4xx, e.g. a mapping conflict): a ``Rejection`` of kind
+  ``rejected`` at once.
+
+``newswire_store_bulk_failures_total{cause}`` counts the 429/5xx answers. Secrets come from
+``SearchSettings`` as ``SecretStr`` and are never logged.
 """
 
 from __future__ import annotations
@@ -46,7 +59,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from prometheus_client import Counter
 
 from indexer import query as q
 from indexer.store import (
@@ -72,6 +86,9 @@ from newswire.settings import SearchSettings
 log = logging.getLogger(__name__)
 
 STORE_KIND = "elastic"  # cursors name the store kind that made them
+FAILURES = Counter("newswire_store_bulk_failures_total",
+                   "Retryable answers to bulk writes: per document (item_429, item_5xx) or "
+                   "per request (bulk_429)", ["cause"])
 _KEYWORD = {"type": "keyword"}
 
 
@@ -149,8 +166,8 @@ class ElasticStore:
     """A :class:`indexer.store.SearchStore` on Elasticsearch (or noida's ES API in tests)."""
 
     def __init__(self, client: Elasticsearch, prefix: str = "newswire", *,
-                 chunk_size: int = 500, max_retries: int = 5, initial_backoff: float = 0.5,
-                 max_backoff: float = 10.0,
+                 chunk_size: int = 500, max_retries: int = 4, initial_backoff: float = 0.5,
+                 max_backoff: float = 5.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.client = client
         self.clock = clock  # which month's index is the write index (tests move it)
@@ -247,41 +264,90 @@ class ElasticStore:
                 rejections.append(Rejection(article.id, reason))
         if not valid:
             return rejections
+        written = 0
+        failed: dict[str, tuple[int, str]] = {}
         try:
             write_index = self._ensure_write_index(self.clock())
             existing = self._existing(list(valid))
-
-            def actions() -> Iterator[dict[str, Any]]:
-                for id_, article in valid.items():
-                    yield {"_op_type": "index", "_index": existing.get(id_, write_index),
-                           "_id": id_, "_source": es_document(article)}
-
-            failed_unavailable = []
-            for ok, item in helpers.streaming_bulk(
-                    self.client, actions(), chunk_size=self.chunk_size,
-                    max_retries=self.max_retries, initial_backoff=self.initial_backoff,
-                    max_backoff=self.max_backoff, raise_on_error=False,
-                    raise_on_exception=True):
-                if ok:
-                    continue
-                info = item.get("index", {})
-                status = int(info.get("status", 0))
-                error = info.get("error")
-                if status == 429 or status >= 500:
-                    failed_unavailable.append(info.get("_id"))
-                else:
-                    reason = error.get("reason") if isinstance(error, dict) else str(error)
-                    kind = error.get("type") if isinstance(error, dict) else "error"
-                    rejections.append(Rejection(str(info.get("_id")), f"{kind}: {reason}"))
+            pending = {id_: (existing.get(id_, write_index), es_document(article))
+                       for id_, article in valid.items()}
+            delay = self.initial_backoff
+            for round_ in range(self.max_retries + 1):
+                if round_:
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.max_backoff)
+                done, refused, failed = self._bulk_round(pending)
+                written += done
+                rejections += refused
+                pending = {id_: pending[id_] for id_ in failed}
+                if not pending:
+                    break
         except (ApiError, TransportError) as exc:
             if _unavailable(exc):
                 raise StoreUnavailable(f"elasticsearch unavailable: {exc}") from exc
             raise StoreError(f"elasticsearch bulk failed: {exc}") from exc
-        if failed_unavailable:
+        if not failed:
+            return rejections
+        attempts = self.max_retries + 1
+        overloaded = sum(1 for status, _ in failed.values() if status == 429)
+        if overloaded or (not written and not self._usable()):
             # Written in part: retrying the whole batch is safe (same ids overwrite).
-            raise StoreUnavailable(f"{len(failed_unavailable)} documents not written "
-                                   "(429/5xx after retries)")
+            raise StoreUnavailable(f"{len(failed)} documents not written after {attempts} "
+                                   f"attempts ({overloaded} answered 429)")
+        for id_, (status, error) in failed.items():
+            log.warning("document failed on every attempt id=%s attempts=%d status=%d error=%s",
+                        id_, attempts, status, error[:200])
+            rejections.append(Rejection(id_, f"status {status} on each of {attempts} "
+                                             f"attempts: {error}", kind="store_5xx"))
         return rejections
+
+    def _bulk_round(self, pending: dict[str, tuple[str, dict[str, Any]]],
+                    ) -> tuple[int, list[Rejection], dict[str, tuple[int, str]]]:
+        """Send every pending document once: (written, refused, failed id -> (status, error)).
+        A chunk answered 429 as a whole counts as failed item by item; any other failure of
+        a whole request raises."""
+        written, refused, failed = 0, [], {}
+        ids = list(pending)
+        for start in range(0, len(ids), self.chunk_size):
+            chunk = ids[start:start + self.chunk_size]
+            operations: list[dict[str, Any]] = []
+            for id_ in chunk:
+                index, source = pending[id_]
+                operations += [{"index": {"_index": index, "_id": id_}}, source]
+            try:
+                answer = self.client.bulk(operations=operations)
+            except ApiError as exc:
+                if exc.meta.status != 429:
+                    raise
+                FAILURES.labels("bulk_429").inc()
+                failed.update({id_: (429, "bulk request answered 429") for id_ in chunk})
+                continue
+            for item in answer["items"]:
+                info = next(iter(item.values()))
+                id_, status = str(info.get("_id")), int(info.get("status", 0))
+                error = info.get("error")
+                kind = error.get("type") if isinstance(error, dict) else "error"
+                reason = error.get("reason") if isinstance(error, dict) else str(error)
+                if 200 <= status < 300:
+                    written += 1
+                elif status == 429 or status >= 500:
+                    FAILURES.labels("item_429" if status == 429 else "item_5xx").inc()
+                    failed[id_] = (status, f"{kind}: {reason}")
+                else:
+                    refused.append(Rejection(id_, f"{kind}: {reason}"))
+        return written, refused, failed
+
+    def _usable(self) -> bool:
+        """Whether the cluster says our indices can take writes (not red). Unknown (no
+        answer) counts as not usable: documents are not blamed for an outage."""
+        try:
+            health = self.client.cluster.health(index=self.alias, timeout="5s")
+        except ApiError as exc:  # 408: timed out waiting, the body still has the status
+            body = exc.body if isinstance(exc.body, dict) else {}
+            return body.get("status") in ("green", "yellow")
+        except TransportError:
+            return False
+        return health.get("status") in ("green", "yellow")
 
     def refresh(self) -> None:
         try:

@@ -81,6 +81,9 @@ class Rejection:
 
     id: str
     reason: str
+    # the dead letter's reason: ``rejected`` (refused as it is) or ``store_5xx`` (failed with
+    # a server error on every attempt; may well go in when replayed later)
+    kind: str = "rejected"
 
 
 class BadCursor(ValueError):

@@ -98,11 +98,13 @@ def notification(rule: Rule, n: int = 1) -> Notification:
 def settings_with(receiver_url: str = "http://127.0.0.1:9", **more: str) -> AlertSettings:
     """The workers' named secrets: the rules only name them."""
     return AlertSettings(secrets={  # type: ignore[arg-type]
-        "hook": SECRET, "slack_desk": f"{receiver_url}/services/{SLACK_TOKEN}", **more})
+        "hook": SECRET, "default": "default-secret",
+        "slack_desk": f"{receiver_url}/services/{SLACK_TOKEN}", **more})
 
 
 def deliver(rule: Rule, note: Notification, **kw: Any) -> list[Any]:
     kw.setdefault("settings", settings_with())
+    kw.setdefault("allow_private_networks", True)  # the receivers are on loopback
 
     async def run() -> list[Any]:
         d = Deliverer(policy=FAST, **kw)
@@ -153,7 +155,7 @@ def test_failing_channel_is_retried_then_given_up_while_the_other_receives(
 
 
 def test_a_missing_named_secret_fails_without_sending_and_default_signs_the_rest(
-        receiver: Receiver) -> None:
+        receiver: Receiver, tmp_path: Path) -> None:
     rule = Rule(name="r", query="x", channels=(
         WebhookChannel(url=receiver.url + "/named", secret_name="nowhere"),
         SlackChannel(url_secret="nowhere_either"),
@@ -167,10 +169,14 @@ def test_a_missing_named_secret_fails_without_sending_and_default_signs_the_rest
     [(headers, body)] = receiver.hits("/plain")
     assert headers[SIGNATURE_HEADER] == "sha256=" + hmac.new(
         b"dflt", body, hashlib.sha256).hexdigest()
-    # with no default secret, a webhook naming no secret goes out unsigned
-    deliver(rule.model_copy(update={"channels": rule.channels[2:]}), notification(rule),
-            settings=AlertSettings())
-    assert SIGNATURE_HEADER not in receiver.hits("/plain")[1][0]
+    # with no default secret, a webhook naming no secret is not sent either (never unsigned)
+    # and the rule's other channels still deliver
+    unsigned = rule.model_copy(update={"channels": (rule.channels[2], FileChannel(
+        path=str(tmp_path / "alerts.jsonl")))})
+    plain, file = deliver(unsigned, notification(unsigned), settings=AlertSettings())
+    assert (plain.ok, plain.attempts, plain.error) == (False, 1, "secret_missing:default")
+    assert len(receiver.hits("/plain")) == 1 and file.ok
+    assert (tmp_path / "alerts.jsonl").read_text().count("\n") == 1
 
 
 def test_client_errors_are_not_retried(receiver: Receiver) -> None:

@@ -161,8 +161,9 @@ async function write(method, path, body) {
 function channelText(channel) {
   switch (channel.type) {
     case "webhook":
-      return `Webhook to ${hostOf(channel.url)}, signed with secret ` +
-        `“${channel.secret_name || "default"}”` + (channel.secret ? " (inline, masked)" : "");
+      return channel.secret ? `Webhook to ${hostOf(channel.url)}, signed (inline secret, masked)`
+        : `Webhook to ${hostOf(channel.url)}, signed with secret ` +
+          `“${channel.secret_name || "default"}” (not sent if the workers lack it)`;
     case "slack":
       return channel.url_secret ? `Slack, URL from secret “${channel.url_secret}”`
         : "Slack (inline URL, masked)";
@@ -398,11 +399,13 @@ async function submitRule(event) {
   button.disabled = true;
   fail("", "rule-form-error");
   try {
-    await write("POST", "/api/alerts", rule);
+    const answer = await write("POST", "/api/alerts", rule);
     $("rule-dialog").close("saved");
     fail("");
     await loadRules();
-    say(`Rule “${rule.name}” created.`);
+    // e.g. which secret signs the webhook, and a secret this server does not have
+    const notes = (answer && Array.isArray(answer.notes)) ? answer.notes : [];
+    say([`Rule “${rule.name}” created.`, ...notes].join(" "));
     $("new-rule").focus();
   } catch (err) {
     fail(err.message || String(err), "rule-form-error");

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from newswire import runtime
 from newswire.records import Article
 from processors.alerts.matcher import check_rule, rule_matches
-from processors.alerts.rules import Channel, Rule, RuleFilters
+from processors.alerts.rules import Channel, Rule, RuleFilters, secret_notes
+from processors.alerts.settings import AlertSettings
 from processors.alerts.store import RuleError, RuleStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ def _store(request: Request) -> RuleStore:
         raise HTTPException(503, str(exc)) from None
 
 
+def _alert_settings(request: Request) -> AlertSettings:
+    return getattr(request.app.state.settings, "alerts", None) or AlertSettings()
+
+
 def _call(fn: Any, *args: Any, **kw: Any) -> Any:
     """Run a store operation, mapping its errors to HTTP statuses."""
     try:
@@ -110,14 +115,17 @@ def list_rules(request: Request,
 @router.post("", status_code=201, summary="Create an alert rule")
 def create_rule(request: Request, body: RuleIn) -> dict[str, Any]:
     # channels name their secrets (settings NEWSWIRE_ALERTS__SECRETS__<NAME>); a channel
-    # with a secret value inline is refused by the store with that explanation (400)
+    # with a secret value inline is refused by the store with that explanation (400), and
+    # so is a webhook to a private address unless fetch.allow_private_networks. 'notes' say
+    # which secret signs each webhook (default 'default') and which secrets this server
+    # lacks: only a note, as the workers that deliver may run elsewhere with their own
     try:
         rule = Rule(**{**body.model_dump(exclude={"channels"}), "channels": tuple(body.channels)})
     except ValidationError as exc:
         raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
     with _store(request) as store:
         _call(store.save, rule)
-    return {"rule": rule.public()}
+    return {"rule": rule.public(), "notes": secret_notes(rule, _alert_settings(request))}
 
 
 @router.post("/test", summary="Dry-run: does an article match a rule?")
@@ -153,7 +161,7 @@ def patch_rule(request: Request, rule: str,
         changes["channels"] = tuple(body.channels or ())
     with _store(request) as store:
         updated = _call(store.update, rule, **changes)
-    return {"rule": updated.public()}
+    return {"rule": updated.public(), "notes": secret_notes(updated, _alert_settings(request))}
 
 
 @router.post("/{rule}/pause", summary="Pause a rule")

@@ -4,6 +4,14 @@ Every channel returns a ``ChannelOutcome`` instead of raising, so one failing ch
 stops the others. Transient failures (timeouts, connection errors, 5xx, 429, SMTP 4xx) are
 retried with exponential backoff up to ``RetryPolicy.attempts``; permanent ones (other 4xx,
 SMTP 5xx, bad address) stop at once. Error texts name the failure, never a URL or a secret.
+
+A webhook always goes out signed (HMAC-SHA256 of the body, ``X-Newswire-Signature``) with the
+secret it names, or ``default``: without that secret it is not sent at all
+(``secret_missing:<name>``, permanent). Webhook and Slack URLs are user input: they get the
+fetcher's address guard (``newswire.http``: no loopback, private, link-local or metadata
+address unless ``fetch.allow_private_networks``), checked on the resolved address at
+connect time. Both carry ``X-Newswire-Delivery`` (``Notification.delivery_id``), the same
+on every re-delivery of one notification to one channel.
 """
 
 from __future__ import annotations
@@ -11,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import smtplib
+import socket
 import ssl
 import sys
 import time
@@ -26,6 +37,7 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from newswire.http import AddressPolicy, BlockedAddress, _GuardedTransport
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -51,6 +63,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Newswire-Signature"
 TIMESTAMP_HEADER = "X-Newswire-Timestamp"
 ALERT_ID_HEADER = "X-Newswire-Alert-Id"
+DELIVERY_HEADER = "X-Newswire-Delivery"
 
 
 class SmtpSettings(BaseSettings):
@@ -75,6 +88,11 @@ class RetryPolicy:
     initial: float = 0.5  # seconds before the 2nd attempt, doubling up to ``maximum``
     maximum: float = 8.0
     timeout: float = 10.0  # one HTTP request
+
+    def total_seconds(self, smtp_timeout: float = 0.0) -> float:
+        """The longest one delivery can take: every attempt timing out, every wait."""
+        waits = sum(min(self.initial * 2 ** i, self.maximum) for i in range(self.attempts - 1))
+        return self.attempts * max(self.timeout, smtp_timeout) + waits
 
 
 class _RedactUrls(logging.Filter):
@@ -142,23 +160,65 @@ def _http_error(response: httpx.Response) -> Exception:
     return Permanent(f"http_{code}")
 
 
+def refused_destination(url: str, allow_private: bool) -> str | None:
+    """Why a webhook URL may not be posted to (``None`` = fine, as far as can be told here).
+
+    For rule creation: the same address rule as at delivery, on an IP literal or on what the
+    host resolves to here. A host that does not resolve here passes: the worker resolves it
+    again and checks then (and a name may resolve differently there).
+    """
+    policy = AddressPolicy(allow_private)
+    host = (httpx.URL(url).host or "").strip("[]")
+    if not host:
+        return "no host"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
+        why = policy.refuses(address)
+        if why:
+            return f"{host} is a {why}" if str(address) == host else \
+                f"{host} resolves to a {why}"
+    return None
+
+
+def _blocked(exc: BaseException) -> str:
+    # BlockedAddress says "<host> resolves to <ip> (<why>)": keep only the why (no host/IP:
+    # a Slack URL is a secret)
+    found = re.search(r"\(([^()]*)\)\s*$", str(exc))
+    return "blocked_address:" + (found.group(1).replace(" ", "_") if found else "refused")
+
+
 class Deliverer:
-    """Sends notifications; one per worker, owns the HTTP client of the running loop."""
+    """Sends notifications; one per worker, owns the HTTP client of the running loop.
+
+    ``allow_private_networks`` (the fetch setting of the same name) lifts the address guard
+    on webhook/Slack URLs; a ``client`` given here is used as it is (no guard).
+    """
 
     def __init__(self, smtp: SmtpSettings | None = None, policy: RetryPolicy | None = None,
                  client: httpx.AsyncClient | None = None,
-                 settings: AlertSettings | None = None) -> None:
+                 settings: AlertSettings | None = None,
+                 allow_private_networks: bool = False) -> None:
         self.smtp = smtp or SmtpSettings()
         self.policy = policy or RetryPolicy()
         self.settings = settings or AlertSettings()
+        self.address_policy = AddressPolicy(allow_private_networks)
         self._client = client
         _redact_http_logs()
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False,
-                                             headers={"User-Agent": "newswire-alerts/0.1"})
+            self._client = httpx.AsyncClient(
+                transport=_GuardedTransport(self.address_policy, max_connections=100),
+                timeout=self.policy.timeout, follow_redirects=False, trust_env=False,
+                headers={"User-Agent": "newswire-alerts/0.1"})
         return self._client
 
     async def aclose(self) -> None:
@@ -166,12 +226,16 @@ class Deliverer:
             await self._client.aclose()
             self._client = None
 
-    async def deliver_all(self, channels: tuple[Channel, ...],
-                          notification: Notification) -> tuple[ChannelOutcome, ...]:
-        results = await asyncio.gather(*(self.deliver(c, notification) for c in channels))
+    async def deliver_all(self, channels: tuple[Channel, ...], notification: Notification,
+                          indexes: tuple[int, ...] | None = None) -> tuple[ChannelOutcome, ...]:
+        """``indexes``: each channel's position in the rule (default 0, 1, ...)."""
+        positions = indexes if indexes is not None else tuple(range(len(channels)))
+        results = await asyncio.gather(*(self.deliver(c, notification, i)
+                                         for c, i in zip(channels, positions, strict=True)))
         return tuple(results)
 
-    async def deliver(self, channel: Channel, notification: Notification) -> ChannelOutcome:
+    async def deliver(self, channel: Channel, notification: Notification,
+                      index: int = 0) -> ChannelOutcome:
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
@@ -183,7 +247,7 @@ class Deliverer:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    await self._send_once(channel, notification)
+                    await self._send_once(channel, notification, index)
         except RetryError as exc:
             error = str(exc.last_attempt.exception())
             log.warning("alert delivery gave up channel=%s rule=%s alert=%s attempts=%d error=%s",
@@ -203,11 +267,12 @@ class Deliverer:
                  channel.label, notification.rule.id, notification.id, attempts)
         return ChannelOutcome(channel=channel.label, ok=True, attempts=attempts)
 
-    async def _send_once(self, channel: Channel, notification: Notification) -> None:
+    async def _send_once(self, channel: Channel, notification: Notification,
+                         index: int) -> None:
         if isinstance(channel, WebhookChannel):
-            await self._webhook(channel, notification)
+            await self._webhook(channel, notification, index)
         elif isinstance(channel, SlackChannel):
-            await self._slack(channel, notification)
+            await self._slack(channel, notification, index)
         elif isinstance(channel, EmailChannel):
             await asyncio.to_thread(self._email, channel, notification)
         elif isinstance(channel, FileChannel):
@@ -221,6 +286,8 @@ class Deliverer:
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         try:
             response = await self.client.post(url, content=body, headers=headers)
+        except BlockedAddress as exc:  # raised by the guarded connect, not wrapped by httpx
+            raise Permanent(_blocked(exc)) from None
         except httpx.TimeoutException as exc:
             raise Transient(f"timeout:{type(exc).__name__}") from None
         except httpx.TransportError as exc:
@@ -228,29 +295,29 @@ class Deliverer:
         if response.status_code >= 300:
             raise _http_error(response)
 
-    async def _webhook(self, channel: WebhookChannel, notification: Notification) -> None:
+    async def _webhook(self, channel: WebhookChannel, notification: Notification,
+                       index: int) -> None:
         body = encode(notification)
         headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: str(int(time.time())),
             ALERT_ID_HEADER: notification.id,
+            DELIVERY_HEADER: notification.delivery_id(index),
+            SIGNATURE_HEADER: sign(body, self._webhook_secret(channel)),
         }
-        secret = self._webhook_secret(channel)
-        if secret is not None:
-            headers[SIGNATURE_HEADER] = sign(body, secret)
         await self._post(channel.url, body, headers)
 
-    def _webhook_secret(self, channel: WebhookChannel) -> str | None:
+    def _webhook_secret(self, channel: WebhookChannel) -> str:
         if channel.secret is not None:  # a legacy rule with its secret inline
             return channel.secret.get_secret_value()
-        if channel.secret_name is None:  # unsigned unless a default secret is configured
-            return self.settings.secret(DEFAULT_SECRET)
-        value = self.settings.secret(channel.secret_name)
-        if value is None:  # never send unsigned what the rule wants signed
-            raise Permanent(f"secret_missing:{channel.secret_name}")
+        name = channel.secret_name or DEFAULT_SECRET
+        value = self.settings.secret(name)
+        if value is None:  # a webhook is never sent unsigned
+            raise Permanent(f"secret_missing:{name}")
         return value
 
-    async def _slack(self, channel: SlackChannel, notification: Notification) -> None:
+    async def _slack(self, channel: SlackChannel, notification: Notification,
+                     index: int) -> None:
         if channel.url is not None:  # legacy inline URL
             url = channel.url.get_secret_value()
         else:
@@ -263,7 +330,8 @@ class Deliverer:
             url = found
         subject, text = text_summary(notification)
         body = json.dumps({"text": f"*{subject}*\n{text}"}, ensure_ascii=False).encode()
-        await self._post(url, body, {"Content-Type": "application/json"})
+        await self._post(url, body, {"Content-Type": "application/json",
+                                     DELIVERY_HEADER: notification.delivery_id(index)})
 
     def _email(self, channel: EmailChannel, notification: Notification) -> None:
         smtp = self.smtp

@@ -23,6 +23,7 @@ from processors.alerts.rules import (
     SlackChannel,
     StdoutChannel,
     WebhookChannel,
+    secret_notes,
 )
 from processors.alerts.settings import load_alert_settings
 from processors.alerts.store import RuleError, RuleStore
@@ -87,9 +88,14 @@ def alerts() -> None:
 @click.argument("name")
 @click.argument("query")
 @_filter_options
-@click.option("--webhook", "webhooks", multiple=True, help="Webhook URL (JSON POST, signed).")
-@click.option("--secret-name", help="Name of the webhooks' HMAC secret: the workers read it "
-              "from NEWSWIRE_ALERTS__SECRETS__<NAME> (default: the 'default' secret, if set).")
+@click.option("--webhook", "webhooks", multiple=True,
+              help="Webhook URL (JSON POST signed with HMAC-SHA256, header "
+                   "X-Newswire-Signature; never sent unsigned). Loopback/private addresses "
+                   "need --allow-private-networks / NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS.")
+@click.option("--secret-name", default="default", show_default=True,
+              help="Name of the secret that signs the webhooks: the workers read it from "
+                   "NEWSWIRE_ALERTS__SECRETS__<NAME>; without it there a webhook is not sent "
+                   "(dead letter 'secret_missing:<name>').")
 @click.option("--slack-secret", "slacks", multiple=True, metavar="NAME",
               help="Slack-compatible incoming webhook: name of the secret holding its URL "
                    "(NEWSWIRE_ALERTS__SECRETS__<NAME>).")
@@ -110,7 +116,7 @@ def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
            paused: bool, as_json: bool, **filters: Any) -> None:
     channels: list[Channel] = []
     try:
-        channels += [WebhookChannel(url=u, secret_name=secret_name) for u in webhooks]
+        channels += [WebhookChannel(url=u, secret_name=secret_name or None) for u in webhooks]
         channels += [SlackChannel(url_secret=n) for n in slacks]
         if emails:
             channels.append(EmailChannel(to=emails))
@@ -132,11 +138,8 @@ def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
         click.echo(json.dumps(rule.public()))
     else:
         click.echo(f"created {_describe(rule)}")
-    known = load_alert_settings()
-    for needed in [*([secret_name] if webhooks and secret_name else []), *slacks]:
-        if known.secret(needed) is None:  # the CLI may run elsewhere: a hint, not an error
-            click.echo(f"note: secret {needed!r} is not set here; the workers need "
-                       f"NEWSWIRE_ALERTS__SECRETS__{needed.upper()}", err=True)
+    for line in secret_notes(rule, load_alert_settings()):
+        click.echo(line, err=True)
 
 
 @alerts.command("list", help="List the rules.")
@@ -258,15 +261,16 @@ def secrets(ctx: click.Context, as_json: bool) -> None:
     for rule in rules:
         for name in rule.secret_names():
             users.setdefault(name, []).append(rule.id)
-    # 'default' is optional: without it, webhooks that name no secret go out unsigned
+    # every named secret is required: a webhook is never sent unsigned ('default' signs
+    # those that name none)
     report = {name: {"set": known.secret(name) is not None, "rules": ids,
-                     "required": name != "default"} for name, ids in sorted(users.items())}
+                     "required": True} for name, ids in sorted(users.items())}
     missing = [n for n, r in report.items() if r["required"] and not r["set"]]
     if as_json:
         click.echo(json.dumps({"secrets": report, "missing": missing}))
     else:
         for name, r in report.items():
-            state = "set" if r["set"] else ("MISSING" if r["required"] else "unset (unsigned)")
+            state = "set" if r["set"] else "MISSING"
             click.echo(f"{name:<24} {state:<16} NEWSWIRE_ALERTS__SECRETS__{name.upper()}  "
                        f"rules: {', '.join(r['rules'])}")
         if not report:

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from newswire.records import Record, UTCDateTime, utcnow
-from processors.alerts.settings import SECRET_NAME
+from processors.alerts.settings import DEFAULT_SECRET, SECRET_NAME, AlertSettings
 
 DIGEST_SECONDS: dict[str, int] = {"hourly": 3600, "daily": 86_400}
 
@@ -53,7 +53,8 @@ class _Channel(BaseModel):
 
 
 class WebhookChannel(_Channel):
-    """JSON POST, signed with HMAC-SHA256 of the body with the named secret (or 'default')."""
+    """JSON POST, signed with HMAC-SHA256 of the body with the named secret (or 'default');
+    never sent unsigned: without that secret on the worker it is a failed delivery."""
 
     type: Literal["webhook"] = "webhook"
     url: str = Field(pattern=r"^https?://")
@@ -68,6 +69,11 @@ class WebhookChannel(_Channel):
     @property
     def label(self) -> str:
         return f"webhook:{_host(self.url)}"
+
+    @property
+    def signing_secret(self) -> str | None:
+        """Name of the settings secret that signs it (``None``: a legacy inline secret)."""
+        return None if self.secret is not None else (self.secret_name or DEFAULT_SECRET)
 
 
 class SlackChannel(_Channel):
@@ -196,13 +202,13 @@ class Rule(Record):
                 or (isinstance(c, SlackChannel) and c.url is not None)]
 
     def secret_names(self) -> list[str]:
-        """Names of the settings secrets this rule's channels need (``default`` included when
-        a webhook names none: it signs with that one if set)."""
+        """Names of the settings secrets this rule's channels need (``default`` when a
+        webhook names none: it signs with that one, and is not sent without it)."""
         names: list[str] = []
         for c in self.channels:
             name = None
-            if isinstance(c, WebhookChannel) and c.secret is None:
-                name = c.secret_name or "default"
+            if isinstance(c, WebhookChannel):
+                name = c.signing_secret
             elif isinstance(c, SlackChannel) and c.url is None:
                 name = c.url_secret
             if name and name.lower() not in names:
@@ -215,3 +221,25 @@ class Rule(Record):
 
     def to_bytes(self) -> bytes:  # never let the generic path drop secrets silently
         return self.to_wire()
+
+
+def secret_notes(rule: Rule, known: AlertSettings) -> list[str]:
+    """Which secret signs the rule's webhooks, and any secret not set in this environment
+    (the CLI or web server may run elsewhere than the workers: said, not refused)."""
+    notes: list[str] = []
+    for channel in rule.channels:
+        if isinstance(channel, WebhookChannel) and channel.signing_secret:
+            notes.append(f"{channel.label} is signed with secret {channel.signing_secret!r} "
+                         f"(NEWSWIRE_ALERTS__SECRETS__{channel.signing_secret.upper()})")
+    for needed in rule.secret_names():
+        if known.secret(needed) is None:
+            notes.append(f"warning: secret {needed!r} is not set here; the workers need "
+                         f"NEWSWIRE_ALERTS__SECRETS__{needed.upper()}, or this rule's "
+                         f"{'webhooks are' if needed in _webhook_secrets(rule) else 'channel is'}"
+                         " not sent (dead letter secret_missing)")
+    return notes
+
+
+def _webhook_secrets(rule: Rule) -> set[str]:
+    return {c.signing_secret.lower() for c in rule.channels
+            if isinstance(c, WebhookChannel) and c.signing_secret}

@@ -31,6 +31,9 @@ class AlertSettings(BaseSettings):
     sync_interval: float = Field(10.0, gt=0, description="seconds between rules-table re-syncs")
     hourly_window: int = Field(3600, ge=1, description="seconds of an 'hourly' digest window")
     daily_window: int = Field(86_400, ge=1, description="seconds of a 'daily' digest window")
+    resend_after: float | None = Field(
+        None, gt=0, description="seconds an alert may stay 'sending' before it counts as cut "
+        "off by a crash and is sent again (unset = twice the longest retried delivery)")
 
     @field_validator("secrets")
     @classmethod

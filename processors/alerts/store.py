@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from newswire.records import utcnow
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
+from processors.alerts.channels import refused_destination
 from processors.alerts.matcher import check_rule
 from processors.alerts.models import Alert, StoryAlerts
-from processors.alerts.rules import Rule
+from processors.alerts.rules import Rule, WebhookChannel
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,18 @@ class RuleStore:
         future = self._producer.send(self.rules_topic, key=key.encode(), value=value)
         future.get(timeout=READ_TIMEOUT_S)  # durable before we say "saved"
 
-    def save(self, rule: Rule) -> Rule:
-        """Create or replace a rule (validated first). Returns what was stored."""
+    def save(self, rule: Rule, *, check_destinations: bool = True) -> Rule:
+        """Create or replace a rule (validated first). Returns what was stored.
+
+        ``check_destinations``: refuse webhook URLs on loopback/private/link-local/metadata
+        addresses unless ``fetch.allow_private_networks`` (the workers check again at
+        delivery); off when a change leaves the channels as they were (pause, resume).
+        """
         problem = check_rule(rule)
         if problem:
             raise RuleError(problem)
+        if check_destinations:
+            self.check_destinations(rule)
         inline = rule.inline_secrets()
         if inline:  # the topic is readable by every consumer: it holds names, not secrets
             raise RuleError(
@@ -66,6 +74,16 @@ class RuleStore:
         self._produce(rule.id, rule.to_wire())
         log.info("alert rule saved rule=%s name=%r paused=%s", rule.id, rule.name, rule.paused)
         return rule
+
+    def check_destinations(self, rule: Rule) -> None:
+        allow = self.settings.fetch.allow_private_networks
+        for channel in rule.channels:
+            if isinstance(channel, WebhookChannel):
+                why = refused_destination(channel.url, allow)
+                if why:
+                    raise RuleError(
+                        f"webhook {channel.label}: {why}; alerts are not sent to private "
+                        "networks unless NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS=true")
 
     def update(self, id_or_name: str, **changes: Any) -> Rule:
         """Apply changes to a stored rule, keeping ``id`` and ``created``."""
@@ -79,7 +97,7 @@ class RuleStore:
             new = Rule.model_validate(data)
         except ValidationError as exc:
             raise RuleError(str(exc)) from None
-        return self.save(new)
+        return self.save(new, check_destinations="channels" in changes)
 
     def set_paused(self, id_or_name: str, paused: bool) -> Rule:
         return self.update(id_or_name, paused=paused)

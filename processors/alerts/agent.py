@@ -16,8 +16,21 @@ Flow (every arrow a Kafka topic, every state a changelog-backed table):
   the next article's alerts); a channel that still fails after its retries goes to the
   alert dead-letter topic, the other channels are unaffected.
 
+Delivery guarantee: at-least-once, made effectively once. The alert state says ``sending``
+(durably, in the changelog) before any channel is tried, and ``sent``/``partial``/``failed``
+after. A worker that dies mid-delivery leaves ``sending`` behind: once the alerts table has
+recovered, and then on every flush tick, alerts still ``sending`` longer than
+``resend_after`` (default: twice the longest a delivery can take with all its retries) and
+not being delivered by this worker are sent again to every channel of the rule (a
+``resend`` event through the decide agent, the only writer of the table). The notification
+is the same one (same alert id, same ``sending_at``), and webhook and Slack requests carry
+``X-Newswire-Delivery: <rule>:<story>:<channel index>``, so a receiver that got it before
+the crash drops the copy. A match whose state never reached the changelog is decided again
+from its uncommitted offset: that too can only duplicate, never lose.
+
 Secrets (webhook keys, Slack URLs) are looked up by name in ``AlertSettings`` at delivery;
-rules, topics and logs carry only the names.
+rules, topics and logs carry only the names. A webhook is never sent unsigned. Webhook and
+Slack URLs get the fetcher's address guard unless ``fetch.allow_private_networks``.
 
 Faust acks an event whose agent raised and never retries it, so each agent catches
 everything per event, dead-letters it with the reason, and moves on.
@@ -40,7 +53,15 @@ from indexer.query import QuerySyntaxError
 from newswire.records import Article, DeadLetter, utcnow
 from newswire.settings import Settings
 from processors.alerts.channels import Deliverer, RetryPolicy, SmtpSettings
-from processors.alerts.decide import Notification, Outcome, after_delivery, on_flush, on_match
+from processors.alerts.decide import (
+    Notification,
+    Outcome,
+    after_delivery,
+    on_flush,
+    on_match,
+    on_resend,
+    stuck,
+)
 from processors.alerts.matcher import RuleIndex, check_rule
 from processors.alerts.models import Alert, MatchEvent, Outbox, StoryAlerts, alert_key
 from processors.alerts.rules import Rule
@@ -78,6 +99,11 @@ class AlertService:
     topics: dict[str, Any] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)  # rules with alerts held in their outbox
     inflight: set[asyncio.Task[None]] = field(default_factory=set)  # background deliveries
+    # (rule id, story id) of alerts this worker is delivering now: never re-sent meanwhile
+    delivering: set[tuple[str, str]] = field(default_factory=set)
+    sending: set[str] = field(default_factory=set)  # stories with an alert still 'sending'
+    recovered: bool = False  # the alerts table is complete: stuck alerts may be looked for
+    resend_after: float = 120.0  # seconds 'sending' before an alert counts as cut off
 
     # ------------------------------------------------------------ rules
 
@@ -127,8 +153,13 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
     conf = alert_settings or getattr(settings, "alerts", None) or AlertSettings()
     flush_interval = flush_interval or conf.flush_interval
     sync_interval = sync_interval or conf.sync_interval
-    deliverer = Deliverer(smtp or SmtpSettings(), policy or RetryPolicy(), settings=conf)
-    service = AlertService(settings, deliverer, alert_settings=conf)
+    smtp = smtp or SmtpSettings()
+    policy = policy or RetryPolicy()
+    deliverer = Deliverer(smtp, policy, settings=conf,
+                          allow_private_networks=settings.fetch.allow_private_networks)
+    service = AlertService(settings, deliverer, alert_settings=conf,
+                           resend_after=conf.resend_after or 2 * policy.total_seconds(
+                               smtp.timeout))
 
     rules_topic = app.topic(settings.topic("alert-rules"), **RAW_TOPIC)
     articles_topic = app.topic(settings.topic("articles"), **RAW_TOPIC)
@@ -147,10 +178,31 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
 
     rules_table = app.GlobalTable("alert-rules", partitions=1, recovery_buffer_size=1,
                                   on_recover=rebuild_index, **RAW)
+    async def find_stuck() -> None:
+        try:
+            service.sending = {k.decode() for k, v in list(alerts_table.items())
+                               if b'"sending"' in v}  # a cheap pre-filter; checked when read
+            service.recovered = True
+            log.info("alert state recovered stories_sending=%d", len(service.sending))
+            await resend_stuck()
+        except Exception:  # must not stop the recovery of the other tables
+            log.exception("alert stuck-delivery scan failed")
+
     alerts_table = app.Table("alert-state", partitions=1, changelog_topic=alerts_changelog,
-                             **RAW)
+                             on_recover=find_stuck, **RAW)
     outbox_table = app.Table("alert-outbox", partitions=1, **RAW)
     service.tables.update(rules=rules_table, alerts=alerts_table, outbox=outbox_table)
+
+    async def resend_stuck() -> None:
+        """Ask the decide agent to re-deliver alerts cut off mid-delivery (module docstring)."""
+        if not service.recovered:
+            return
+        for (rule_id, since), stories in _stuck_groups(service).items():
+            log.warning("alert re-delivery rule=%s stories=%d sending_since=%s", rule_id,
+                        len(stories), since.isoformat())
+            resend = MatchEvent(kind="resend", rule_ids=(rule_id,), story_id=stories[0],
+                                stories=stories, sending_at=since)
+            await matches_topic.send(key=stories[0].encode(), value=resend.to_bytes())
 
     async def dead_letter(event: faust.EventT | None, reason: str, error: str | None,
                           key: str | None = None, payload: str | None = None) -> None:
@@ -161,8 +213,9 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
             topic=message.topic if message else None,
             partition=message.partition if message else None,
             offset=message.offset if message else None,
+            # the whole original value: a cut one could not be replayed (`dlq replay alert`)
             payload=payload if payload is not None else (
-                (message.value or b"")[:20_000].decode("utf-8", "replace") if message else None),
+                (message.value or b"").decode("utf-8", "replace") if message else None),
         )
         log.warning("dead letter stage=alert key=%s reason=%s error=%s", key, reason, error)
         headers = [("stage", b"alert"), ("reason", reason.encode()),
@@ -241,7 +294,15 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
                     log.exception("alert redelivery bug rules=%s", match.rule_ids)
                     await dead_letter(event, "exception", _short(exc), key=match.story_id)
                 continue
-            sends, letters = _decide_all(service, match, dead_letter, event)
+            if match.kind == "resend":
+                try:
+                    sends, letters = _decide_resend(service, match), []
+                except Exception as exc:
+                    log.exception("alert re-delivery bug rules=%s", match.rule_ids)
+                    sends, letters = [], [dead_letter(event, "exception", _short(exc),
+                                                      key=match.story_id)]
+            else:
+                sends, letters = _decide_all(service, match, dead_letter, event)
             if letters:
                 await asyncio.gather(*letters)
             # Deliveries run in the background, so a slow or failing channel (retries with
@@ -249,6 +310,7 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
             # most ``limit`` at once, then the agent waits. The task inherits this event's
             # context, which is how it may still write the alert state to the table.
             for rule, note in sends:
+                service.delivering.update((a.rule_id, a.story_id) for a in note.alerts)
                 await service.limit.acquire()
                 task = asyncio.create_task(
                     _deliver_safely(service, rule, note, dead_letter, event))
@@ -257,6 +319,10 @@ def install(app: faust.App, settings: Settings, *, alert_settings: AlertSettings
 
     @app.timer(interval=flush_interval, name="alert-flush")
     async def flush_due() -> None:
+        try:
+            await resend_stuck()
+        except Exception:  # the flush below must still run
+            log.exception("alert re-delivery check failed")
         now = utcnow()
         for key, raw in list(outbox_table.items()):
             try:
@@ -329,10 +395,42 @@ def _decide_all(service: AlertService, match: MatchEvent, dead_letter: Any,
     return sends, letters
 
 
+def _stuck_groups(service: AlertService) -> dict[tuple[str, Any], tuple[str, ...]]:
+    """(rule id, sending_at) -> stories of alerts cut off mid-delivery; not those in flight."""
+    table = service.tables["alerts"]
+    alerts: list[Alert] = []
+    for story_id in list(service.sending):
+        rec = _read_story(table, story_id)
+        found = [a for a in rec.alerts.values() if a.status == "sending"]
+        if not found:
+            service.sending.discard(story_id)
+        alerts += [a for a in found if (a.rule_id, a.story_id) not in service.delivering]
+    return stuck(alerts, utcnow(), service.resend_after)
+
+
+def _decide_resend(service: AlertService,
+                   match: MatchEvent) -> list[tuple[Rule, Notification]]:
+    if not service.synced:
+        service.sync_rules()
+    rule_id = match.rule_ids[0] if match.rule_ids else ""
+    states = _StateBatch(service)
+    current = [a for story in match.stories if (a := states.get(rule_id, story)) is not None
+               and (a.rule_id, a.story_id) not in service.delivering]
+    assert match.sending_at is not None, "a resend names the delivery to redo"
+    outcome = on_resend(service.rules.get(rule_id), current, match.sending_at, utcnow())
+    DECISIONS.labels(outcome.reason).inc()
+    states.put(outcome.alerts)
+    states.write()
+    if outcome.send is None:
+        return []
+    return [(outcome.send.rule, outcome.send)]
+
+
 class _StateBatch:
     """Alert states read and changed during one event, written once per story."""
 
     def __init__(self, service: AlertService) -> None:
+        self.service = service
         self.table = service.tables["alerts"]
         self.records: dict[str, StoryAlerts] = {}
         self.changed: dict[str, list[Alert]] = {}
@@ -357,6 +455,10 @@ class _StateBatch:
         for story_id, alerts in self.changed.items():
             rec = self.record(story_id).with_alerts(alerts)
             self.table[story_id.encode()] = rec.to_bytes()
+            if any(a.status == "sending" for a in rec.alerts.values()):
+                self.service.sending.add(story_id)
+            else:
+                self.service.sending.discard(story_id)
         self.changed.clear()
 
 
@@ -375,6 +477,7 @@ async def _deliver_safely(service: AlertService, rule: Rule, note: Notification,
         await dead_letter(event, "exception", _short(exc), key=note.id)
     finally:
         service.limit.release()
+        service.delivering.difference_update((a.rule_id, a.story_id) for a in note.alerts)
 
 
 def _decide(service: AlertService, rule_id: str, match: MatchEvent,
@@ -438,14 +541,17 @@ async def _redeliver(service: AlertService, rule: Rule | None, match: MatchEvent
         DECISIONS.labels("redeliver_dropped").inc()
         return
     DECISIONS.labels("redeliver").inc()
-    note = Notification(match.notification_kind, rule, tuple(alerts), utcnow())
+    # the original send time keeps a digest's id (and so its delivery id) what it was
+    note = Notification(match.notification_kind, rule, tuple(alerts),
+                        alerts[0].sending_at or utcnow())
     await _deliver(service, rule, note, dead_letter, event, only=index)
 
 
 async def _deliver(service: AlertService, rule: Rule, note: Notification, dead_letter: Any,
                    event: faust.EventT, only: int | None = None) -> None:
     targets = list(enumerate(rule.channels)) if only is None else [(only, rule.channels[only])]
-    results = await service.deliverer.deliver_all(tuple(c for _, c in targets), note)
+    results = await service.deliverer.deliver_all(tuple(c for _, c in targets), note,
+                                                  tuple(i for i, _ in targets))
     outcomes = list(results)
     base = note.alerts[0].deliveries
     if only is not None and len(base) == len(rule.channels):  # keep the other channels' results

@@ -5,11 +5,18 @@ One alert per (rule, story): a later copy of the story from another outlet only 
 A rule never fires for articles ingested before it was created, so replaying the articles
 topic after a rule is added does not alert on old stories. Digest rules and throttled
 rules queue their alerts in the rule's outbox; a flush sends them together once due.
+
+Delivery is at-least-once, made effectively once: an alert is stored as ``sending`` (with
+``sending_at``) before its channels are tried, and ``sent``/``partial``/``failed`` after.
+One still ``sending`` well past the channels' whole retry time was cut off by a crash; the
+worker sends that same notification again (``stuck`` -> ``on_resend``) to every channel,
+with the same ids and delivery ids (``Notification.delivery_id``), so a receiver that got
+it before the crash can drop the copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,6 +39,13 @@ class Notification:
         if self.kind == "alert":
             return self.alerts[0].id
         return f"digest-{self.rule.id}-{int(self.sent_at.timestamp())}"
+
+    def delivery_id(self, channel_index: int) -> str:
+        """``<rule>:<story>:<channel>`` (``<rule>:digest-...:<channel>`` for a digest): the
+        same for every attempt, re-delivery after a crash or dead-letter replay of this
+        notification to that channel of the rule, so a receiver can drop a duplicate."""
+        subject = self.alerts[0].story_id if self.kind == "alert" else self.id
+        return f"{self.rule.id}:{subject}:{channel_index}"
 
     def payload(self) -> dict[str, Any]:
         rule = {"id": self.rule.id, "name": self.rule.name, "query": self.rule.query}
@@ -107,7 +121,7 @@ def on_match(rule: Rule, event: MatchEvent, existing: Alert | None, outbox: Outb
         return Outcome("new", alerts=(alert.model_copy(update={"status": "sent",
                                                                "sent_at": now,
                                                                "summary": None}),))
-    sending = alert.model_copy(update={"status": "sending"})
+    sending = alert.model_copy(update={"status": "sending", "sending_at": now})
     # the outbox only matters to throttled rules: do not write it for the others
     sent_box = box.model_copy(update={"last_sent": now}) if rule.throttle else None
     return Outcome("new", alerts=(sending,), outbox=sent_box,
@@ -147,11 +161,50 @@ def on_flush(rule: Rule | None, outbox: Outbox, alerts: Mapping[str, Alert],
     box = outbox.model_copy(update={"pending": (), "due": None, "last_sent": now})
     if not queued:
         return Outcome("idle", outbox=box)
-    sending = tuple(a.model_copy(update={"status": "sending", "updated": now}) for a in queued)
+    sending = tuple(a.model_copy(update={"status": "sending", "updated": now, "sending_at": now})
+                    for a in queued)
     kind: Literal["alert", "digest"] = "alert" if len(sending) == 1 and not rule.digest \
         else "digest"
     return Outcome("flushed", alerts=sending, outbox=box,
                    send=Notification(kind, rule, sending, now))
+
+
+def sending_since(alert: Alert) -> datetime:
+    """When the alert's notification went out (``updated`` for states written before
+    ``sending_at`` existed)."""
+    return alert.sending_at or alert.updated
+
+
+def stuck(alerts: Iterable[Alert], now: datetime,
+          older_than: float) -> dict[tuple[str, datetime], tuple[str, ...]]:
+    """Alerts still ``sending`` more than ``older_than`` seconds after they went out, grouped
+    as they were sent: (rule id, sending_at) -> story ids."""
+    groups: dict[tuple[str, datetime], tuple[str, ...]] = {}
+    limit = now - timedelta(seconds=older_than)
+    for alert in alerts:
+        since = sending_since(alert)
+        if alert.status == "sending" and since < limit:
+            key = (alert.rule_id, since)
+            groups[key] = (*groups.get(key, ()), alert.story_id)
+    return groups
+
+
+def on_resend(rule: Rule | None, alerts: Iterable[Alert], sending_at: datetime,
+              now: datetime) -> Outcome:
+    """Send again a notification cut off by a crash (see ``stuck``), to every channel.
+
+    ``alerts`` are the current states of its stories; only those still ``sending`` since
+    ``sending_at`` count (another resend may have finished them meanwhile).
+    """
+    still = tuple(a for a in alerts if a.status == "sending" and sending_since(a) == sending_at)
+    if not still:
+        return Outcome("resend_done")
+    if rule is None:  # rule deleted: nothing to send to; stop looking at them
+        return Outcome("dropped", alerts=tuple(
+            a.model_copy(update={"status": "suppressed", "updated": now}) for a in still))
+    kind: Literal["alert", "digest"] = "alert" if len(still) == 1 and not rule.digest \
+        else "digest"
+    return Outcome("resend", send=Notification(kind, rule, still, sending_at))
 
 
 def after_delivery(alerts: tuple[Alert, ...], outcomes: tuple[Any, ...],

@@ -46,9 +46,12 @@ class MatchEvent(Record):
     queued; it goes through the same agent because only an agent may change a Faust table.
     ``kind="redeliver"`` is the payload of a failed delivery's dead letter: replayed to this
     topic (``newswire dlq replay alert``) it retries that one channel.
+    ``kind="resend"`` is a timer's request to deliver again, to every channel, the alerts of
+    ``stories`` that are still ``sending`` since ``sending_at`` (the worker that sent them
+    died mid-delivery).
     """
 
-    kind: Literal["match", "flush", "redeliver"] = "match"
+    kind: Literal["match", "flush", "redeliver", "resend"] = "match"
     rule_ids: tuple[str, ...]
     story_id: str = ""
     article: ArticleRef | None = None
@@ -62,6 +65,7 @@ class MatchEvent(Record):
     stories: tuple[str, ...] = ()
     channel_index: int | None = None
     notification_kind: Literal["alert", "digest"] = "alert"
+    sending_at: UTCDateTime | None = None  # kind="resend": which delivery is to be redone
 
     @classmethod
     def from_article(cls, rule_ids: tuple[str, ...], article: Article, *,
@@ -106,6 +110,9 @@ class Alert(Record):
     first_seen: UTCDateTime  # the story's ingest time: alerts fire on ingest, not publication
     updated: UTCDateTime = Field(default_factory=utcnow)
     sent_at: UTCDateTime | None = None
+    # when its notification was first handed to the channels: alerts sent together share it,
+    # and a re-delivery after a crash re-sends the same notification (same ids) with it
+    sending_at: UTCDateTime | None = None
     deliveries: tuple[ChannelOutcome, ...] = ()
 
     @property

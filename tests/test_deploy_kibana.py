@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from indexer.elastic import index_template
 from newswire.settings import Settings
@@ -35,8 +36,9 @@ BUILDER = KIBANA_DIR / "build_saved_objects.py"
 IMPORTER = KIBANA_DIR / "import_saved_objects.py"
 
 KNOWN_TYPES = {"index-pattern", "search", "visualization", "lens", "map", "dashboard"}
-# Conflict ids the taxonomy must carry (issue 5); the saved searches use only these.
-TAXONOMY_IDS = {
+TAXONOMY_FILE = ROOT / "processors" / "taxonomy" / "conflicts.yaml"
+# Conflict ids the taxonomy must carry (issue 5); the saved searches cover all of its ids.
+REQUIRED_IDS = {
     "russia-ukraine", "israel-hamas", "israel-hezbollah", "us-iran-proxy", "iran-israel",
     "red-sea-houthis", "yemen", "syria", "iraq", "sudan", "south-sudan", "ethiopia", "somalia",
     "sahel", "nigeria", "drc", "mozambique", "libya", "myanmar", "afghanistan", "pakistan",
@@ -44,6 +46,25 @@ TAXONOMY_IDS = {
     "colombia", "west-bank",
 }
 MAIN_CONFLICTS = {"russia-ukraine", "israel-hamas", "us-iran-proxy", "sudan", "myanmar"}
+
+
+def taxonomy_conflicts(path: Path = TAXONOMY_FILE) -> dict[str, str]:
+    """id -> name of the conflicts in a taxonomy file, read straight from the YAML (not
+    through the builder's loader, so a loader that drops conflicts would be caught)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {c["id"]: c["name"] for c in doc["conflicts"] if not c.get("disabled")}
+
+
+def conflict_search_titles(objs: list[dict[str, Any]]) -> dict[str, str]:
+    """conflict id -> title of the saved searches that select one conflict."""
+    out = {}
+    for obj in objs:
+        if obj["type"] == "search":
+            match = re.fullmatch(r'conflicts : "([a-z0-9-]+)"', search_source(obj)["query"]["query"])
+            if match:
+                assert match.group(1) not in out, f"two saved searches for {match.group(1)}"
+                out[match.group(1)] = obj["attributes"]["title"]
+    return out
 
 def mapping() -> dict[str, dict[str, Any]]:
     """Field -> mapping of the indexer's real index template (what Kibana will see)."""
@@ -172,21 +193,45 @@ def test_data_view_matches_the_index_alias_pattern() -> None:
     assert attrs["timeFieldName"] == "published" and field_type("published") == "date"
 
 
-def test_saved_searches_cover_the_main_conflicts() -> None:
-    conflict_ids = set()
-    for obj in objects():
-        if obj["type"] != "search":
-            continue
-        query = search_source(obj)["query"]["query"]
-        assert_searchable(query)
-        match = re.fullmatch(r'conflicts : "([a-z-]+)"', query)
-        if match:
-            conflict_ids.add(match.group(1))
+def test_saved_searches_are_searchable_and_sorted_newest_first() -> None:
+    searches = [o for o in objects() if o["type"] == "search"]
+    assert searches
+    for obj in searches:
+        assert_searchable(search_source(obj)["query"]["query"])
         for column in obj["attributes"]["columns"]:
             assert field_type(column) is not None, column
         assert obj["attributes"]["sort"] == [["published", "desc"]]
-    assert MAIN_CONFLICTS <= conflict_ids
-    assert conflict_ids <= TAXONOMY_IDS, conflict_ids - TAXONOMY_IDS
+
+
+def test_one_saved_search_per_taxonomy_conflict() -> None:
+    taxonomy = taxonomy_conflicts()
+    assert REQUIRED_IDS <= taxonomy.keys(), REQUIRED_IDS - taxonomy.keys()
+    titles = conflict_search_titles(objects())
+    assert titles.keys() == taxonomy.keys(), (
+        f"missing: {sorted(taxonomy.keys() - titles.keys())}, "
+        f"unknown: {sorted(titles.keys() - taxonomy.keys())}")
+    assert MAIN_CONFLICTS <= titles.keys()
+    for conflict_id, name in taxonomy.items():
+        assert titles[conflict_id] == f"newswire: {name}"
+
+
+def test_builder_writes_searches_for_an_operators_taxonomy(tmp_path: Path) -> None:
+    own = tmp_path / "taxonomy.yaml"
+    own.write_text("version: 1\nextends: builtin\nconflicts:\n"
+                   "  - {id: atlantis-civil-war, name: Atlantis civil war, terms: [Atlantis]}\n"
+                   "  - {id: haiti, name: Haiti, disabled: true}\n")
+    out = tmp_path / "own.ndjson"
+    built = subprocess.run([sys.executable, str(BUILDER), "--taxonomy", str(own), "--output",
+                            str(out)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    titles = conflict_search_titles([json.loads(line) for line in out.read_text().splitlines()])
+    # extends: builtin keeps every built-in conflict; a disabled entry of the operator's file
+    # does not remove the built-in one it names (the loader's rule).
+    assert titles.keys() == taxonomy_conflicts().keys() | {"atlantis-civil-war"}
+    assert titles["atlantis-civil-war"] == "newswire: Atlantis civil war"
+    stale = subprocess.run([sys.executable, str(BUILDER), "--check", "--taxonomy", str(own)],
+                           capture_output=True, text=True)
+    assert stale.returncode == 1 and "stale" in stale.stderr
 
 
 def test_visualizations_break_down_conflicts_and_event_types_over_time() -> None:

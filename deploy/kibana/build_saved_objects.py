@@ -2,6 +2,12 @@
 
     python deploy/kibana/build_saved_objects.py          # rewrite newswire.ndjson
     python deploy/kibana/build_saved_objects.py --check  # exit 1 if the file is stale
+    python deploy/kibana/build_saved_objects.py --taxonomy FILE --output my.ndjson
+                                                         # for an operator's taxonomy file
+
+There is one saved search per conflict of the taxonomy (``processors/taxonomy/conflicts.yaml``,
+read through the tagger's own loader so ids and disabled entries are exactly the tagger's);
+rerun this script after the taxonomy changes.
 
 Kibana keeps nested state (search sources, panels, map layers) as JSON *strings* inside
 the saved object; writing them by hand is error-prone, so they are built here from plain
@@ -15,36 +21,22 @@ Fields used, all from the indexer's index template (``indexer.elastic.index_temp
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run as a script from a checkout
+
+from processors.taxonomy import load_taxonomy  # noqa: E402
 OUTPUT = HERE / "newswire.ndjson"
 
 INDEX_PATTERN_ID = "newswire-articles"
 INDEX_PATTERN_TITLE = "newswire-articles*"  # the write alias and its monthly indices
 TIME_FIELD = "published"
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
-
-# Saved searches per conflict: (taxonomy id, title). Ids are the tagger's conflict ids.
-CONFLICTS: tuple[tuple[str, str], ...] = (
-    ("russia-ukraine", "Russia-Ukraine war"),
-    ("israel-hamas", "Israel-Hamas war (Gaza)"),
-    ("israel-hezbollah", "Israel-Hezbollah conflict"),
-    ("us-iran-proxy", "US-Iran proxy conflict"),
-    ("iran-israel", "Iran-Israel conflict"),
-    ("red-sea-houthis", "Red Sea / Houthi attacks"),
-    ("west-bank", "West Bank violence"),
-    ("syria", "Syrian civil war"),
-    ("yemen", "Yemen war"),
-    ("sudan", "Sudan war (SAF-RSF)"),
-    ("sahel", "Sahel insurgencies"),
-    ("drc", "Eastern DR Congo conflict"),
-    ("myanmar", "Myanmar civil war"),
-    ("haiti", "Haiti gang violence"),
-)
 
 LIST_COLUMNS = ["title", "source", "conflicts", "event_types", "countries"]
 CONFLICT_STORIES = "conflicts : *"  # at least one named conflict
@@ -94,15 +86,20 @@ def saved_search(obj_id: str, title: str, query: str, description: str) -> dict[
     }
 
 
-def conflict_searches() -> list[dict[str, Any]]:
+def taxonomy_conflicts(path: Path | None = None) -> list[tuple[str, str]]:
+    """(id, name) of every conflict the tagger can name, in the taxonomy's order."""
+    return [(c["id"], c["name"]) for c in load_taxonomy(path).conflicts]
+
+
+def conflict_searches(conflicts: list[tuple[str, str]]) -> list[dict[str, Any]]:
     out = [saved_search("newswire-search-conflict-stories", "newswire: all conflict stories",
                         CONFLICT_STORIES,
                         "Every article tagged with at least one named armed conflict.")]
-    for conflict_id, name in CONFLICTS:
+    for conflict_id, name in conflicts:
         out.append(saved_search(
             f"newswire-search-{conflict_id}", f"newswire: {name}",
             f'conflicts : "{conflict_id}"',
-            f"Articles tagged with conflict {conflict_id}, newest first.",
+            f"Articles tagged with conflict {conflict_id} ({name}), newest first.",
         ))
     return out
 
@@ -289,25 +286,32 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def saved_objects() -> list[dict[str, Any]]:
+def saved_objects(conflicts: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Referenced objects first, so a reader (or an importer) meets them in order."""
-    return [data_view(), *conflict_searches(), *visualizations(), locations_map(), dashboard()]
+    return [data_view(), *conflict_searches(conflicts), *visualizations(), locations_map(),
+            dashboard()]
 
 
-def render() -> str:
-    lines = (json.dumps(o, ensure_ascii=False, sort_keys=True) for o in saved_objects())
+def render(conflicts: list[tuple[str, str]]) -> str:
+    lines = (json.dumps(o, ensure_ascii=False, sort_keys=True) for o in saved_objects(conflicts))
     return "".join(line + "\n" for line in lines)
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale: run python {Path(__file__).name}", file=sys.stderr)
+    parser = argparse.ArgumentParser(description="Write the Kibana saved objects (NDJSON).")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument("--taxonomy", type=Path,
+                        help="an operator's taxonomy file (as NEWSWIRE_TAXONOMY_FILE)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    text = render(taxonomy_conflicts(args.taxonomy))
+    if args.check:
+        if not args.output.exists() or args.output.read_text() != text:
+            print(f"{args.output} is stale: run python {Path(__file__).name}", file=sys.stderr)
             return 1
         return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {len(text.splitlines())} saved objects to {OUTPUT}")
+    args.output.write_text(text)
+    print(f"wrote {len(text.splitlines())} saved objects to {args.output}")
     return 0
 
 

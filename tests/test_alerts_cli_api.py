@@ -90,6 +90,29 @@ def test_cli_create_list_show_pause_resume_delete(kafka_settings: Settings,
     assert rid not in out and "no alert rules" in out
 
 
+def test_cli_create_refuses_private_webhooks_unless_allowed_and_names_the_signing_secret(
+        kafka_settings: Settings) -> None:
+    closed = kafka_settings.model_copy(update={"fetch": kafka_settings.fetch.model_copy(
+        update={"allow_private_networks": False})})
+    for url in ("http://127.0.0.1:9/h", "http://169.254.169.254/x"):
+        code, _, err = cli(closed, "create", "r", "x", "--webhook", url)
+        assert code == 1 and "NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS" in err, err
+    assert RuleStore(kafka_settings).all_rules() == []  # nothing written
+    code, out, err = cli(closed, "create", "r", "x", "--webhook", "http://127.0.0.1:9/h",
+                         "--allow-private-networks")
+    assert code == 0 and out.startswith("created"), err
+    # no --secret-name: 'default' signs it, and the CLI says so (and that it is unset here)
+    assert "webhook:127.0.0.1:9 is signed with secret 'default' " \
+        "(NEWSWIRE_ALERTS__SECRETS__DEFAULT)" in err
+    assert "warning: secret 'default' is not set here" in err
+    [rule] = RuleStore(kafka_settings).all_rules()
+    assert rule.secret_names() == ["default"]
+    # 'default' is now required like any other: without it those webhooks are not sent
+    result = CliRunner().invoke(main, ["alerts", "secrets", "--json"],
+                                env=child_env(kafka_settings))
+    assert result.exit_code == 1 and json.loads(result.stdout)["missing"] == ["default"]
+
+
 def test_cli_refuses_a_bad_query_without_writing(kafka_settings: Settings) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["alerts", "create", "bad", "title:(a OR"],
@@ -133,6 +156,11 @@ def test_api_rules_crud_with_token(api: httpx.Client, seed_story: str) -> None:
     assert r.status_code == 201, r.text
     rule = r.json()["rule"]
     assert rule["channels"][0]["secret_name"] == "ops" and rule["channels"][0]["secret"] is None
+    # the answer says which secret signs the webhook, and that this server lacks it
+    notes = r.json()["notes"]
+    assert notes[0] == "webhook:127.0.0.1:9 is signed with secret 'ops' " \
+        "(NEWSWIRE_ALERTS__SECRETS__OPS)"
+    assert "secret 'ops' is not set here" in notes[1] and "webhooks are not sent" in notes[1]
 
     listed = api.get("/api/alerts").json()["rules"]  # reads are open
     assert [x["id"] for x in listed] == [rule["id"]]

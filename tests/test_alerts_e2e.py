@@ -127,6 +127,9 @@ def test_one_signed_alert_per_story_on_newswire_up(
     monkeypatch.setenv("NEWSWIRE_POLL__DEFAULT_INTERVAL", "1")
     # the signing key lives in the workers' settings; the rule only names it
     monkeypatch.setenv("NEWSWIRE_ALERTS__SECRETS__HOOK", SECRET)
+    monkeypatch.setenv("NEWSWIRE_ALERTS__SECRETS__DEFAULT", "e2e-default-secret")
+    # the receiver is on loopback: `up` and the CLI (which checks webhook addresses) allow it
+    monkeypatch.setenv("NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS", "true")
     proc = start_up(data_dir, [f"{outlet.base}/feed.xml", f"{mirror.base}/feed.xml"], log)
     try:
         def create(*args: str) -> dict | None:

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "acceptance-secret-42"
+DEFAULT_SECRET = "acceptance-default-7"  # signs webhooks that name no secret
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = 60.0) -> object:
@@ -63,7 +64,8 @@ class Worker:
 
     def start(self) -> None:
         env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "DEBUG",
-               "NEWSWIRE_ALERTS__SECRETS__HOOK": SECRET, **self.extra_env}
+               "NEWSWIRE_ALERTS__SECRETS__HOOK": SECRET,
+               "NEWSWIRE_ALERTS__SECRETS__DEFAULT": DEFAULT_SECRET, **self.extra_env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from indexer.query import QuerySyntaxError
 from newswire import runtime
 from newswire.records import Article
+from newswire.settings import Settings
 from processors.alerts.matcher import check_rule, rule_matches
 from processors.alerts.rules import (
     Channel,
@@ -29,9 +30,10 @@ from processors.alerts.settings import load_alert_settings
 from processors.alerts.store import RuleError, RuleStore
 
 
-def _store(ctx: click.Context) -> RuleStore:
+def _store(ctx: click.Context | Settings) -> RuleStore:
+    settings = ctx.obj if isinstance(ctx, click.Context) else ctx
     try:
-        return RuleStore(runtime.with_kafka(ctx.obj))
+        return RuleStore(runtime.with_kafka(settings))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -107,13 +109,17 @@ def alerts() -> None:
               help="Minimum seconds between two alerts of this rule (extra ones are batched).")
 @click.option("--digest", type=click.Choice(["hourly", "daily"]),
               help="Send one summary per hour/day instead of one message per story.")
+@click.option("--allow-private-networks", is_flag=True,
+              help="Accept webhook URLs on loopback/private addresses (as `newswire up "
+                   "--allow-private-networks`; the workers must allow them too, or refuse "
+                   "to deliver).")
 @click.option("--paused", is_flag=True, help="Create it paused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rule as JSON.")
 @click.pass_context
 def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
            secret_name: str | None, slacks: tuple[str, ...], emails: tuple[str, ...],
            files: tuple[str, ...], to_stdout: bool, throttle: float, digest: str | None,
-           paused: bool, as_json: bool, **filters: Any) -> None:
+           allow_private_networks: bool, paused: bool, as_json: bool, **filters: Any) -> None:
     channels: list[Channel] = []
     try:
         channels += [WebhookChannel(url=u, secret_name=secret_name or None) for u in webhooks]
@@ -129,7 +135,11 @@ def create(ctx: click.Context, name: str, query: str, webhooks: tuple[str, ...],
         raise click.ClickException(_validation_message(exc)) from None
     if not channels:
         click.echo("warning: the rule has no channel; its alerts are only recorded", err=True)
-    with _store(ctx) as store:
+    settings = ctx.obj
+    if allow_private_networks:
+        settings = settings.model_copy(update={"fetch": settings.fetch.model_copy(
+            update={"allow_private_networks": True})})
+    with _store(settings) as store:
         try:
             store.save(rule)
         except RuleError as exc:

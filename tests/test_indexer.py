@@ -15,7 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from elasticsearch import Elasticsearch
+
 from indexer.consumer import (
+    DOCS,
     HALTED,
     HALTS,
     STORE_DOWN,
@@ -30,12 +33,14 @@ from indexer.consumer import (
     run_indexer,
     short_reason,
 )
+from indexer.elastic import FAILURES, ElasticStore
 from indexer.embedded import EmbeddedStore
 from indexer.store import SearchRequest, open_store
 from newswire.broker import EmbeddedServer, free_port
 from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
+from tests.faultproxy import FaultProxy
 
 FAST = IndexerOptions(batch_size=10, linger=0.2, backoff_initial=0.1,
                       backoff_max=0.5)
@@ -459,3 +464,122 @@ def test_assigned_indexer_takes_up_added_partitions(kafka_settings: Settings) ->
             producer.close()
         wait_for(lambda: lag(kafka_settings) == 0, "the articles on the new partition")
     assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 12
+
+
+# ---- Elasticsearch answering 429/5xx, through a real fault-injecting proxy (tests/faultproxy.py)
+
+
+@pytest.fixture
+def proxy(noida: EmbeddedServer) -> Iterator[FaultProxy]:
+    assert noida.elasticsearch_port
+    with FaultProxy("127.0.0.1", noida.elasticsearch_port) as fault_proxy:
+        yield fault_proxy
+
+
+def through(settings: Settings, proxy: FaultProxy, name: str) -> tuple[Settings, ElasticStore,
+                                                                       ElasticStore]:
+    """Settings whose store is Elasticsearch behind the proxy; the store the indexer gets
+    (quick retries, so the tests are short) and one that reads noida directly."""
+    prefix = f"{settings.kafka.topic_prefix}-{name}"
+    routed = settings.model_copy(update={"search": settings.search.model_copy(
+        update={"elasticsearch_url": proxy.url, "index_prefix": prefix})})
+    client = Elasticsearch(proxy.url, max_retries=2, retry_on_status=(502, 503, 504),
+                           request_timeout=30)
+    writer = ElasticStore(client, prefix, max_retries=3, initial_backoff=0.05, max_backoff=0.2)
+    reader = ElasticStore(Elasticsearch(f"http://127.0.0.1:{proxy.upstream[1]}"), prefix)
+    return routed, writer, reader
+
+
+def stored(reader: ElasticStore) -> int:
+    reader.refresh()
+    return reader.count()
+
+
+def counter(metric: object, *labels: str) -> float:
+    return metric.labels(*labels)._value.get() if labels else metric._value.get()  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+def test_item_level_429_is_resent_with_backoff_then_indexed(kafka_settings: Settings,
+                                                             proxy: FaultProxy) -> None:
+    settings, writer, reader = through(kafka_settings, proxy, "i429")
+    ensure_topics(settings)
+    proxy.fail_item("k0003", 429, times=2)
+    proxy.fail_item("k0006", 429, times=1)
+    item_429s, downs = counter(FAILURES, "item_429"), counter(STORE_DOWN)
+    produce_articles(settings, [art(i) for i in range(10)])
+    with IndexerThread(settings, store=writer, options=FAST):
+        wait_for(lambda: lag(settings) == 0, "the batch to be committed")
+        assert stored(reader) == 10  # committed => written, the 429'd ones included
+    assert proxy.attempts["k0003"] == 3 and proxy.attempts["k0006"] == 2
+    assert proxy.attempts["k0001"] == 1  # only the failed items are sent again
+    assert counter(FAILURES, "item_429") == item_429s + 3
+    assert counter(STORE_DOWN) == downs  # absorbed by the store's retries: no pause
+    assert dead_letters(settings, 1) == []
+
+
+@pytest.mark.integration
+def test_bulk_503_pauses_the_indexer_and_loses_nothing(kafka_settings: Settings,
+                                                       proxy: FaultProxy) -> None:
+    settings, writer, reader = through(kafka_settings, proxy, "b503")
+    ensure_topics(settings)
+    with IndexerThread(settings, store=writer, options=FAST):
+        produce_articles(settings, [art(i) for i in range(5)])
+        wait_for(lambda: lag(settings) == 0, "the first batch")
+
+        proxy.fail_bulk(503, times=None)  # every _bulk answered 503 until cleared
+        downs = counter(STORE_DOWN)
+        produce_articles(settings, [art(i) for i in range(5, 25)])
+        wait_for(lambda: counter(STORE_DOWN) >= downs + 2, "failed writes")
+        assert lag(settings) == 20  # nothing committed while the writes fail
+        assert stored(reader) == 5
+        assert proxy.faulted_bulks >= 2 * 3  # the client's own retries came first
+
+        proxy.clear()
+        wait_for(lambda: lag(settings) == 0, "the indexer to resume", timeout=60)
+        assert stored(reader) == 25
+        # A 429 on the whole request a few times is absorbed by the store's retries.
+        proxy.fail_bulk(429, times=2)
+        bulk_429s, downs = counter(FAILURES, "bulk_429"), counter(STORE_DOWN)
+        produce_articles(settings, [art(i) for i in range(25, 30)])
+        wait_for(lambda: lag(settings) == 0, "the batch after two 429s")
+        assert stored(reader) == 30
+        assert counter(FAILURES, "bulk_429") == bulk_429s + 2
+        assert counter(STORE_DOWN) == downs
+    assert dead_letters(settings, 1) == []  # an outage is not a dead letter
+
+
+@pytest.mark.integration
+def test_a_document_failing_5xx_every_time_is_dead_lettered_not_retried_forever(
+        kafka_settings: Settings, proxy: FaultProxy) -> None:
+    settings, writer, reader = through(kafka_settings, proxy, "poison")
+    ensure_topics(settings)
+    proxy.fail_item("k0004", 500)  # every time
+    proxy.fail_item("k0007", 503)
+    gave_up = counter(DOCS, "store_5xx")
+    articles = [art(i) for i in range(10)]
+    produce_articles(settings, articles)
+    with IndexerThread(settings, store=writer, options=FAST):
+        wait_for(lambda: lag(settings) == 0, "the batch to be committed without the two")
+        assert stored(reader) == 8
+        # Alone in its batch, a failing document is no outage either (the cluster is green).
+        proxy.fail_item("k0010", 500)
+        produce_articles(settings, [art(10), art(11)])
+        wait_for(lambda: lag(settings) == 0, "the second batch")
+        assert stored(reader) == 9
+    attempts = writer.max_retries + 1
+    assert {proxy.attempts[k] for k in ("k0004", "k0007", "k0010")} == {attempts}  # capped
+    assert counter(DOCS, "store_5xx") == gave_up + 3
+    letters = {letter.key: (letter, headers) for letter, headers in dead_letters(settings, 3)}
+    assert set(letters) == {"k0004", "k0007", "k0010"}
+    letter, headers = letters["k0007"]
+    assert letter.reason == headers["reason"] == "store_5xx"
+    assert f"status 503 on each of {attempts} attempts" in (letter.error or "")
+    assert Article.from_bytes(letter.payload or "") == articles[7]  # replayable as it was
+
+    proxy.clear()  # replayed once the store is well again, they go in
+    produce(settings, [(k.encode(), (letter.payload or "").encode())
+                       for k, (letter, _) in letters.items()])
+    with IndexerThread(settings, store=writer, options=FAST):
+        wait_for(lambda: lag(settings) == 0, "the replay")
+    assert stored(reader) == 12

@@ -18,6 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from elasticsearch import Elasticsearch
 
 from indexer.consumer import (
+    BATCH_RECORDS,
     DOCS,
     HALTED,
     HALTS,
@@ -583,3 +584,44 @@ def test_a_document_failing_5xx_every_time_is_dead_lettered_not_retried_forever(
     with IndexerThread(settings, store=writer, options=FAST):
         wait_for(lambda: lag(settings) == 0, "the replay")
     assert stored(reader) == 12
+
+
+class RecordingStore(EmbeddedStore):
+    """The real embedded store, noting the size of every write the indexer makes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, writer=True)
+        self.writes: list[int] = []
+
+    def upsert(self, articles):  # type: ignore[no-untyped-def]
+        self.writes.append(len(articles))
+        return super().upsert(articles)
+
+
+@pytest.mark.integration
+def test_batches_are_bounded_by_size_and_a_partial_one_goes_after_the_linger(
+        kafka_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    ensure_topics(kafka_settings)
+    produce_articles(kafka_settings, [art(i) for i in range(45)])  # waiting before we start
+    store = RecordingStore(kafka_settings.data_dir / "index")
+    # A long linger: the backlog fills whole batches long before it runs out.
+    options = IndexerOptions(batch_size=10, linger=2.0, backoff_initial=0.1, backoff_max=0.5)
+    batches = BATCH_RECORDS._sum.get()  # type: ignore[attr-defined]
+    with caplog.at_level(logging.INFO, logger="indexer.consumer"):
+        with IndexerThread(kafka_settings, store=store, options=options):
+            wait_for(lambda: lag(kafka_settings) == 0, "the backlog")
+            assert sum(store.writes) == 45 and max(store.writes) == 10
+            assert store.writes.count(10) >= 3
+            # Three more, then nothing: no full batch will ever form, and no stop is asked
+            # for; only the linger can send them.
+            produce_articles(kafka_settings, [art(i) for i in range(45, 48)])
+            wait_for(lambda: lag(kafka_settings) == 0, "the partial batch")
+            assert store.writes[-1] == 3
+            assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 48
+    logged = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("batch indexed records=")]
+    assert logged[-1] == "batch indexed records=3 documents=3 dead=0"
+    assert all(int(m.split()[2].split("=")[1]) <= 10 for m in logged)
+    assert BATCH_RECORDS._sum.get() == batches + 48  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run as a script from a checkout
 
-from processors.taxonomy import load_taxonomy  # noqa: E402
+from processors.taxonomy import load_taxonomy
+
 OUTPUT = HERE / "newswire.ndjson"
 
 INDEX_PATTERN_ID = "newswire-articles"

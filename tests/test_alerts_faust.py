@@ -65,7 +65,11 @@ class Worker:
     def start(self) -> None:
         env = {**os.environ, **child_env(self.settings), "NEWSWIRE_LOG_LEVEL": "DEBUG",
                "NEWSWIRE_ALERTS__SECRETS__HOOK": SECRET,
-               "NEWSWIRE_ALERTS__SECRETS__DEFAULT": DEFAULT_SECRET, **self.extra_env}
+               "NEWSWIRE_ALERTS__SECRETS__DEFAULT": DEFAULT_SECRET,
+               # an alert 'sending' this long after a crash is sent again; short for the
+               # tests (a live worker never re-sends what it is still delivering itself)
+               "NEWSWIRE_ALERTS__RESEND_AFTER": "2", "NEWSWIRE_ALERTS__FLUSH_INTERVAL": "1",
+               **self.extra_env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "processors.alerts.standalone", "--fast-retries"],
@@ -280,3 +284,61 @@ def test_a_stalled_channel_does_not_hold_up_other_alerts(
 
     worker.wait(sent, "the stalled alert to complete once released")
     assert len(receiver.hits("/stalled")) == 1
+
+
+def test_a_delivery_cut_off_by_kill_9_is_sent_again_after_restart(
+        kafka_settings: Settings, receiver: Receiver, worker: Worker) -> None:
+    # the first request to /hook hangs until the worker is gone; later ones are answered
+    receiver.hold["/hook"] = threading.Event()
+    with RuleStore(kafka_settings) as store:
+        rule = store.save(Rule(name="ceasefire", query="ceasefire", channels=(
+            WebhookChannel(url=receiver.url + "/hook", secret_name="hook"),
+            # its secret is set nowhere: never sent (unsigned), dead-lettered, while the
+            # other channel of the rule delivers
+            WebhookChannel(url=receiver.url + "/unsigned", secret_name="absent"))))
+    worker.wait_rule(rule.id)
+    try:
+        send_articles(kafka_settings, story("s1", "A ceasefire was agreed."))
+        worker.wait(lambda: receiver.hits("/hook"), "the delivery to start")
+
+        def state() -> Alert | None:
+            with RuleStore(kafka_settings) as store:
+                found = store.alerts(rule.id)
+            return found[0] if found else None
+
+        # durably 'sending' before the channel answered: this is what survives the crash
+        sending = worker.wait(state, "the 'sending' state in the changelog")
+        assert isinstance(sending, Alert) and sending.status == "sending"
+        assert worker.proc is not None
+        worker.proc.kill()  # SIGKILL mid-delivery: nothing runs on the way out
+        worker.proc.wait(10)
+        worker.proc = None
+    finally:
+        receiver.hold["/hook"].set()  # the hung handler returns to a closed connection
+    assert len(receiver.hits("/hook")) == 1
+
+    worker.start()  # same app id: recovers the alert state, finds the alert still 'sending'
+    worker.wait(lambda: len(receiver.hits("/hook")) >= 2, "the re-delivery after restart")
+    done = worker.wait(lambda: (a := state()) is not None and a.status != "sending" and a,
+                       "the re-delivered alert's final state")
+    assert isinstance(done, Alert) and done.status == "partial"  # /unsigned never sends
+    hits = receiver.hits("/hook")
+    assert len(hits) == 2  # once cut off, once again: not a storm of copies
+    ids = [h["X-Newswire-Delivery"] for h, _ in hits]
+    assert ids == [f"{rule.id}:s1:0"] * 2  # a receiver drops the copy by this id
+    first, again = (json.loads(b) for _, b in hits)
+    assert first["id"] == again["id"] and first["sent_at"] == again["sent_at"]
+    for headers, body in hits:
+        assert headers["X-Newswire-Signature"] == "sha256=" + hmac.new(
+            SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert receiver.hits("/unsigned") == []
+
+    def letters() -> list[DeadLetter]:
+        return [DeadLetter.from_bytes(v) for _, v in
+                _read_topic(kafka_settings, kafka_settings.topic("dlq.alert")) if v]
+
+    found = worker.wait(lambda: [x for x in letters() if x.error == "secret_missing:absent"],
+                        "the missing secret's dead letter")
+    assert isinstance(found, list)
+    assert {x.reason for x in found} == {"delivery_failed:webhook"}
+    assert "re-delivery" in worker.read_text()

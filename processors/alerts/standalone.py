@@ -12,6 +12,7 @@ import sys
 
 import faust
 
+from newswire import runtime
 from newswire.cli import setup_logging
 from newswire.settings import Settings, load_settings
 from newswire.topics import ensure_topics
@@ -47,6 +48,9 @@ def build_app(settings: Settings, *, app_id: str | None = None,
         # and Faust's producer buffer sends one message at a time: a small batch size puts
         # every other topic's messages behind the alert state's changelog
         producer_max_batch_size=262_144,
+        # static membership, as the processor: a worker restarted after a crash takes the
+        # dead one's place in the group at once (noida never evicts it otherwise)
+        consumer_group_instance_id=runtime.instance_id(settings, "alerts"),
     )
     service = install(app, settings, policy=policy, flush_interval=flush_interval)
     return app, service

@@ -6,7 +6,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -19,6 +19,9 @@ DLQ_STAGES = ("poll", "process", "index", "alert")
 RATE_WINDOW = 900.0  # seconds: "per minute" figures are averaged over the last 15 minutes
 # A status look should fail in seconds, not after kafka-python's 30 s bootstrap default.
 BOOTSTRAP_TIMEOUT_MS = 8000
+# A replayed value is at most what the topic took in the first place (Kafka's default
+# max.message.bytes, ~1 MB), which is a little more than the producer's own default limit.
+MAX_REPLAY_BYTES = 1_100_000
 
 
 def stage_groups(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -174,52 +177,163 @@ class NotReplayable(click.ClickException):
 @dataclass(frozen=True)
 class ReplayResult:
     sent: int
-    unreplayable: int  # no original topic, or a payload that was cut or is not JSON
+    unreplayable: int  # letters refused; why, by reason, in ``refused``
+    from_original: int = 0  # of ``sent``: cut payloads re-read from the original topic
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+# Why a letter cannot be sent back (ReplayResult.refused keys).
+NO_TOPIC = "no_original_topic"
+NOT_JSON = "payload_not_json"
+CUT_ORIGINAL_GONE = "payload_cut_original_unavailable"
+
+
+def letter_origin(letter: StoredLetter) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) of the original message, when the letter names them."""
+    topic = letter.headers.get("original_topic") or letter.value.get("topic")
+    partition = letter.headers.get("original_partition", letter.value.get("partition"))
+    offset = letter.headers.get("original_offset", letter.value.get("offset"))
+    try:
+        return (str(topic), int(partition), int(offset)) if topic else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def payload_cut(letter: StoredLetter) -> bool:
+    """Whether the stage kept only the head of the original value."""
+    if letter.headers.get("payload_truncated") == "1":
+        return True
+    payload = letter.value.get("payload")
+    size = letter.headers.get("payload_bytes", "")
+    return isinstance(payload, str) and size.isdigit() and \
+        len(payload.encode("utf-8", "replace")) < int(size)
+
+
+def _is_json(value: bytes | str) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
 
 
 def replayable(letter: StoredLetter) -> tuple[str, bytes] | None:
-    """(topic, value) to send back, or None when the letter cannot be replayed faithfully.
+    """(topic, value) to send back from the letter alone, or None when the letter cannot be
+    replayed faithfully from what it holds.
 
-    Stages keep at most a few kB of the original value; a cut one is no longer the JSON
-    record it was, and sending it back would only make a new dead letter.
+    A stage may keep only the head of a big value; a cut one is no longer the JSON record
+    it was, and sending it back would only make a new dead letter (``replay`` then re-reads
+    the original instead).
     """
     stage = letter.headers.get("stage") or letter.value.get("stage")
     if stage in NOT_REPLAYABLE:  # its "original topic" is a feed URL, not a topic
         return None
     topic = letter.headers.get("original_topic") or letter.value.get("topic")
     payload = letter.value.get("payload")
-    if not topic or not isinstance(payload, str):
+    if not topic or not isinstance(payload, str) or payload_cut(letter):
         return None
-    try:
-        json.loads(payload)
-    except ValueError:
+    if not _is_json(payload):
         return None
     return str(topic), payload.encode()
 
 
+class OriginalReader:
+    """Reads single messages back by (topic, partition, offset), without a consumer group:
+    the source of a dead letter whose payload was cut, while the topic still retains it."""
+
+    def __init__(self, settings: Settings, wait_ms: int = 5000) -> None:
+        self.consumer = KafkaConsumer(client_id="newswire-dlq-original",
+                                      enable_auto_commit=False,
+                                      bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                                      **settings.kafka.client_config())
+        self.wait_ms = wait_ms
+
+    def get(self, topic: str, partition: int, offset: int) -> tuple[bytes | None, bytes] | None:
+        """(key, value) of that message, or None when it is gone (retention) or unreadable."""
+        tp = TopicPartition(topic, partition)
+        try:
+            if partition not in (self.consumer.partitions_for_topic(topic) or set()):
+                return None
+            begin = self.consumer.beginning_offsets([tp])[tp]
+            end = self.consumer.end_offsets([tp])[tp]
+            if not begin <= offset < end:
+                return None
+            self.consumer.assign([tp])
+            self.consumer.seek(tp, offset)
+            deadline = time.monotonic() + self.wait_ms / 1000
+            while time.monotonic() < deadline:
+                for message in self.consumer.poll(timeout_ms=200, max_records=1).get(tp, []):
+                    if message.offset == offset and message.value is not None:
+                        return message.key, message.value
+                    return None  # compacted away: the next message is another one
+        except KafkaError:
+            return None
+        return None
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def replay_target(letter: StoredLetter, originals: OriginalReader,
+                  ) -> tuple[str, bytes, bool] | str:
+    """(topic, value, re-read from the original) to send back, or why not."""
+    direct = replayable(letter)
+    if direct is not None:
+        return direct[0], direct[1], False
+    if not (letter.headers.get("original_topic") or letter.value.get("topic")):
+        return NO_TOPIC
+    if not payload_cut(letter) and not _cut_json(letter):
+        return NOT_JSON  # whole, and not a record: sending it back changes nothing
+    origin = letter_origin(letter)
+    found = originals.get(*origin) if origin is not None else None
+    if found is None:
+        return CUT_ORIGINAL_GONE
+    key, value = found
+    if letter.key is not None and key != letter.key:
+        return CUT_ORIGINAL_GONE  # the offset now holds another message
+    if not _is_json(value):
+        return NOT_JSON
+    return origin[0], value, True
+
+
+def _cut_json(letter: StoredLetter) -> bool:
+    """A payload that is not JSON but may be the head of some (letters written before stages
+    said they cut): re-reading the original is worth a try."""
+    payload = letter.value.get("payload")
+    return isinstance(payload, str) and payload.lstrip().startswith(("{", "["))
+
+
 def replay(settings: Settings, stage: str, *, reason: str | None = None) -> ReplayResult:
-    """Send dead letters' original payloads back to their original topics.
+    """Send dead letters' original values back to their original topics.
 
     Keys are kept, so a replay is an idempotent upsert downstream. The letters stay in the
-    dead-letter topic (it is a log): a second replay sends them again, harmlessly.
+    dead-letter topic (it is a log): a second replay sends them again, harmlessly. A letter
+    whose payload was cut is sent from the original message while its topic retains it; a
+    letter that can be sent from neither is refused and counted by why.
     Raises :class:`NotReplayable` for a stage whose letters hold no message (``poll``).
     """
     if stage in NOT_REPLAYABLE:
         raise NotReplayable(f"cannot replay dlq.{stage}: {NOT_REPLAYABLE[stage]}")
     producer = KafkaProducer(client_id="newswire-dlq-replay", acks="all",
+                             max_request_size=MAX_REPLAY_BYTES,
                              **settings.kafka.client_config())
-    sent = skipped = 0
+    originals = OriginalReader(settings)
+    sent = recovered = 0
+    refused: Counter[str] = Counter()
     try:
         for letter in read_dead_letters(settings, stage, limit=1_000_000):
             if reason and not str(letter.value.get("reason", "")).startswith(reason):
                 continue
-            target = replayable(letter)
-            if target is None:
-                skipped += 1
+            target = replay_target(letter, originals)
+            if isinstance(target, str):
+                refused[target] += 1
                 continue
-            producer.send(target[0], key=letter.key, value=target[1])
+            topic, value, from_original = target
+            producer.send(topic, key=letter.key, value=value)
             sent += 1
+            recovered += from_original
         producer.flush()
     finally:
         producer.close()
-    return ReplayResult(sent, skipped)
+        originals.close()
+    return ReplayResult(sent, sum(refused.values()), recovered, dict(refused))

@@ -625,3 +625,24 @@ def test_batches_are_bounded_by_size_and_a_partial_one_goes_after_the_linger(
     assert logged[-1] == "batch indexed records=3 documents=3 dead=0"
     assert all(int(m.split()[2].split("=")[1]) <= 10 for m in logged)
     assert BATCH_RECORDS._sum.get() == batches + 48  # type: ignore[attr-defined]
+
+
+def test_dead_letters_keep_the_whole_value_unless_it_would_not_fit_a_kafka_message() -> None:
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    from indexer.consumer import MAX_LETTER_BYTES, Dead
+
+    def letter_of(value: bytes) -> tuple[DeadLetter, dict[str, bytes], int]:
+        record = ConsumerRecord("t", 0, 0, 7, 0, 0, b"k", value, [], None, 1, len(value), -1)
+        data, headers = dead_letter_message(Dead(record, "store_5xx", "status 500"))
+        return DeadLetter.from_bytes(data), dict(headers), len(data)
+
+    long = art(1, text="Shelling continued. " * 3000).to_bytes()  # ~60 kB
+    letter, headers, _ = letter_of(long)
+    assert letter.payload == long.decode() and "payload_truncated" not in headers
+    assert headers["payload_bytes"] == str(len(long)).encode()
+    # Past a Kafka message (quotes double in JSON): the head, and the letter says so.
+    huge = b'{"text": "' + b'\\"quoted\\" ' * 120_000 + b'"}'
+    letter, headers, size = letter_of(huge)
+    assert size <= MAX_LETTER_BYTES and headers["payload_truncated"] == b"1"
+    assert huge.decode().startswith(letter.payload or "x") and len(letter.payload or "") > 1000

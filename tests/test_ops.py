@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from kafka import KafkaConsumer, KafkaProducer
 
 from ingest.state import StateStore
+from newswire import ops
 from newswire.cli import main
 from newswire.keys import url_key
 from newswire.records import DeadLetter, FeedEntry
@@ -290,3 +291,129 @@ def test_a_second_signal_ends_the_wait_for_a_slow_service(tmp_path, monkeypatch)
     for child in supervisor.children:
         assert child.proc.poll() is not None
         child.proc.stdout.close()
+
+
+# ---- dead letters of long articles (index stage): kept whole, or re-read from the original
+
+
+def long_article(i, min_bytes=60_000):
+    """A real-text article far past the 20 kB the stages used to keep of a dead letter."""
+    from datetime import UTC, datetime
+
+    from indexer.synthetic import load_texts
+    from newswire.records import Article
+    from tests.conftest import shared_path
+
+    texts, text = load_texts(shared_path("conflict-dev")), ""
+    for t in texts[i:]:
+        text += t + "\n\n"
+        if len(text.encode()) > min_bytes:
+            break
+    return Article(id=f"long{i:04d}", url=f"https://news.example/long/{i}",
+                   title=f"Long report {i}", text=text, source="news.example",
+                   published=datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def articles_in_topic(settings):
+    consumer = KafkaConsumer(settings.topic("articles"), auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, **settings.kafka.client_config())
+    try:
+        return [(m.key, m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_a_long_article_dead_lettered_by_the_indexer_replays_whole(kafka_settings, noida):
+    """The store answers 500 for one long article every time (through the fault proxy):
+    it is dead-lettered whole, and once the store is well, `dlq replay index` sends the
+    original back and the indexer stores every byte of its text."""
+    import threading
+
+    from elasticsearch import Elasticsearch
+
+    from indexer.consumer import IndexerOptions, run_indexer
+    from indexer.elastic import ElasticStore
+    from tests.faultproxy import FaultProxy
+
+    ensure_topics(kafka_settings)
+    article = long_article(3)
+    assert len(article.to_bytes()) > 3 * 20_000
+    prefix = f"{kafka_settings.kafka.topic_prefix}-long"
+    reader = ElasticStore(Elasticsearch(noida.elasticsearch_url), prefix)
+    with FaultProxy("127.0.0.1", noida.elasticsearch_port) as proxy:
+        writer = ElasticStore(Elasticsearch(proxy.url), prefix, max_retries=1,
+                              initial_backoff=0.05)
+        producer = KafkaProducer(acks="all", **kafka_settings.kafka.client_config())
+        producer.send(kafka_settings.topic("articles"), key=article.key.encode(),
+                      value=article.to_bytes())
+        producer.flush()
+        producer.close()
+
+        def index_everything():
+            stop = threading.Event()
+            thread = threading.Thread(target=run_indexer, args=(kafka_settings, stop),
+                                      kwargs={"store": writer, "options": IndexerOptions(
+                                          batch_size=10, linger=0.2)}, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while ops.pipeline_status(kafka_settings)["stages"]["indexer"]["lag"]:
+                assert time.monotonic() < deadline, "the indexer did not catch up"
+                time.sleep(0.2)
+            stop.set()
+            thread.join(20)
+
+        proxy.fail_item(article.id, 500)
+        index_everything()
+        letters = list(ops.read_dead_letters(kafka_settings, "index"))
+        assert [letter.value["reason"] for letter in letters] == ["store_5xx"]
+        assert letters[0].value["payload"].encode() == article.to_bytes()  # not cut
+        assert "payload_truncated" not in letters[0].headers
+
+        proxy.clear()
+        assert "replayed 1 message(s) from dlq.index" in cli(kafka_settings, "dlq", "replay",
+                                                             "index")
+        index_everything()
+    reader.refresh()
+    assert reader.get(article.id)["text"] == article.text
+
+
+def test_a_cut_payload_is_re_read_from_the_original_or_refused_counted(kafka_settings):
+    """Letters from before stages kept whole values (cut at 20,000 bytes, no header), and
+    letters that say they were cut: sent from the original message while the topic holds
+    it; refused, and counted by why, when it does not."""
+    from newswire.records import DeadLetter
+
+    ensure_topics(kafka_settings)
+    topic = kafka_settings.topic("articles")
+    articles = [long_article(i, 30_000) for i in (5, 9)]
+    producer = KafkaProducer(acks="all", **kafka_settings.kafka.client_config())
+    placed = [producer.send(topic, key=a.key.encode(), value=a.to_bytes()).get(30)
+              for a in articles]
+    letters = []
+    for article, meta in zip(articles, placed):
+        value = article.to_bytes()
+        letters.append((DeadLetter(stage="index", reason="rejected", key=article.key,
+                                   topic=topic, partition=meta.partition, offset=meta.offset,
+                                   payload=value[:20_000].decode()),
+                        [("payload_truncated", b"1"), ("payload_bytes", str(len(value)).encode())]
+                        if article is articles[1] else []))
+    gone = DeadLetter(stage="index", reason="rejected", key="nokey", topic=topic,
+                      partition=placed[0].partition, offset=10_000,
+                      payload=articles[0].to_bytes()[:20_000].decode())
+    letters.append((gone, [("payload_truncated", b"1")]))
+    for letter, extra in letters:
+        producer.send(kafka_settings.topic("dlq.index"), key=letter.key.encode(),
+                      value=letter.to_bytes(),
+                      headers=[("original_topic", topic.encode()), ("stage", b"index"),
+                               ("original_partition", str(letter.partition).encode()),
+                               ("original_offset", str(letter.offset).encode()), *extra])
+    producer.flush()
+    producer.close()
+
+    result = ops.replay(kafka_settings, "index")
+    assert (result.sent, result.from_original, result.unreplayable) == (2, 2, 1)
+    assert result.refused == {ops.CUT_ORIGINAL_GONE: 1}
+    replayed = articles_in_topic(kafka_settings)[2:]
+    assert sorted(replayed) == sorted((a.key.encode(), a.to_bytes()) for a in articles)
+    output = cli(kafka_settings, "dlq", "replay", "index")
+    assert "replayed 2 message(s)" in output and "skipped 1 that cannot be replayed" in output

@@ -245,3 +245,26 @@ def test_cursor_pages_walk_every_hit_once_on_both(sort: str,
         first = elastic.search(SearchRequest(query="police OR army", sort=sort, size=3))  # type: ignore[arg-type]
         embedded.search(SearchRequest(query="police OR army", sort=sort, size=3,  # type: ignore[arg-type]
                                       cursor=first.next_cursor))
+
+
+def test_same_answer_shape_with_locations_on_both(
+        both: tuple[EmbeddedStore, ElasticStore]) -> None:
+    """The embedded index keeps places as one keyword per location and has neither a
+    geo_point nor monthly indices; the answers must not show it: the same JSON, hit by hit
+    (locations included), the same map places, the same keys."""
+    embedded, elastic = both
+    req = SearchRequest(query="*", sort="date", size=60, places=30, histogram="day",
+                        facets=("conflicts", "countries"))
+    a, b = embedded.search(req).to_json(), elastic.search(req).to_json()
+    assert set(a) == set(b)
+    located = [h for h in a["hits"] if h["locations"]]
+    assert len(located) >= 10 and a["places"]  # the corpus puts things on the map
+    strip = lambda hit: {k: v for k, v in hit.items() if k not in ("score", "snippet")}  # noqa: E731
+    assert [strip(h) for h in a["hits"]] == [strip(h) for h in b["hits"]]
+    assert [set(h) for h in a["hits"]] == [set(h) for h in b["hits"]]
+    for name in ("total", "facets", "histogram", "places", "page", "size"):
+        assert a[name] == b[name], name
+    assert set(a["places"][0]) == {"name", "country", "lat", "lon", "count"}
+    assert (a["next_cursor"] is None) == (b["next_cursor"] is None)
+    doc = located[0]["id"]
+    assert embedded.get(doc)["locations"] == elastic.get(doc)["locations"]

@@ -342,3 +342,26 @@ def test_a_delivery_cut_off_by_kill_9_is_sent_again_after_restart(
     assert isinstance(found, list)
     assert {x.reason for x in found} == {"delivery_failed:webhook"}
     assert "re-delivery" in worker.read_text()
+
+
+def test_an_alert_dead_letter_keeps_the_whole_long_value(
+        kafka_settings: Settings, worker: Worker) -> None:
+    # a long record the alert stage cannot read (no url): its letter must hold all of it,
+    # so `newswire dlq replay alert` sends back the record as it was
+    value = json.dumps({"id": "long-1", "title": "long", "text": "word " * 20_000}).encode()
+    producer = KafkaProducer(**kafka_settings.kafka.client_config(), acks="all")
+    try:
+        producer.send(kafka_settings.topic("articles"), key=b"long-1", value=value, partition=0)
+        producer.flush(10)
+    finally:
+        producer.close()
+
+    def letters() -> list[DeadLetter]:
+        return [letter for _, v in _read_topic(kafka_settings, kafka_settings.topic("dlq.alert"))
+                if v and (letter := DeadLetter.from_bytes(v)).reason == "bad_article"]
+
+    found = worker.wait(letters, "the bad article's dead letter")
+    assert isinstance(found, list)
+    [letter] = found
+    assert len(value) > 100_000 and letter.payload == value.decode()
+    assert replay(kafka_settings, "alert", reason="bad_article").sent == 1

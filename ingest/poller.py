@@ -23,7 +23,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ from ingest.websub import (
     load_root_secret,
     subscription_form,
 )
-from newswire.http import FEED_ACCEPT, FetchResult, Fetcher
+from newswire.http import FEED_ACCEPT, Fetcher, FetchResult
 from newswire.records import DeadLetter, FeedEntry
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
@@ -217,9 +217,6 @@ class Poller:
                 feed = replace(feed, next_poll=now + self.rng.random() * window)
             self.feeds[url] = feed
             heapq.heappush(self.queue, (feed.next_poll, url))
-        healthy = sum(1 for f in self.feeds.values() if not f.unhealthy)
-        metrics.FEEDS.labels("healthy").set(healthy)
-        metrics.FEEDS.labels("unhealthy").set(len(self.feeds) - healthy)
 
     # -- one poll --------------------------------------------------------------------------
 
@@ -503,14 +500,29 @@ def _ensure_topics_with_retry(settings: Settings, stop: threading.Event) -> bool
     return False
 
 
-def _serve_metrics(port: int) -> object | None:
-    if not port:
+def _serve_metrics(settings: Settings) -> Callable[[], None] | None:
+    """Serve /metrics, feed health included; returns what stops it (None: metrics are off)."""
+    if not settings.metrics_port:
         return None
-    from prometheus_client import start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
-    server, _thread = start_http_server(port)
-    log.info("metrics served port=%d", port)
-    return server
+    from ingest.health_metrics import FeedHealthCollector
+
+    collector = FeedHealthCollector(StateStore.path_for(settings), configured_feed_urls(settings))
+    REGISTRY.register(collector)
+    try:
+        server, _thread = start_http_server(settings.metrics_port)
+    except BaseException:
+        REGISTRY.unregister(collector)
+        raise
+    log.info("metrics served port=%d", settings.metrics_port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        REGISTRY.unregister(collector)  # a later run in this process registers its own
+
+    return stop
 
 
 def run_poller(settings: Settings, stop: threading.Event | None = None, *,
@@ -525,17 +537,17 @@ def run_poller(settings: Settings, stop: threading.Event | None = None, *,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             restore.append((sig, signal.signal(sig, lambda *_: stop.set())))
-    metrics_server = None
+    stop_metrics = None
     try:
         if not _ensure_topics_with_retry(settings, stop):
             return 0 if stop.is_set() else 1
-        metrics_server = _serve_metrics(settings.metrics_port)
+        stop_metrics = _serve_metrics(settings)
         return asyncio.run(_main(settings, stop, once=once, websub=websub))
     finally:
         for sig, handler in restore:
             signal.signal(sig, handler)  # type: ignore[arg-type]
-        if metrics_server is not None:
-            metrics_server.shutdown()  # type: ignore[attr-defined]
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 async def _main(settings: Settings, stop: threading.Event, *, once: bool,

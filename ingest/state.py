@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from ingest.parse import Rejection
 from newswire.records import FeedEntry
@@ -107,20 +108,38 @@ class FeedState:
 
     @property
     def not_modified_share(self) -> float:
-        return self.not_modified / self.polls if self.polls else 0.0
+        return not_modified_share(self.not_modified, self.polls)
 
     def entries_per_day(self, now: float) -> float:
-        if not self.first_poll:
-            return 0.0
-        days = max((now - self.first_poll) / 86_400.0, 1.0)  # at least a day: no wild rates
-        return self.entries_published / days
+        return entries_per_day(self.entries_published, self.first_poll, now)
+
+
+def not_modified_share(not_modified: int, polls: int) -> float:
+    return not_modified / polls if polls else 0.0
+
+
+def entries_per_day(published: int, first_poll: float | None, now: float) -> float:
+    if not first_poll:
+        return 0.0
+    days = max((now - first_poll) / 86_400.0, 1.0)  # at least a day: no wild rates
+    return published / days
 
 
 _COLUMNS = tuple(f.name for f in fields(FeedState))
 USER_ORIGINS = ("cli", "opml")  # added on purpose: polled whatever the settings say
 
 
-def polled(feeds: Iterable[FeedState], config_urls: Collection[str]) -> list[FeedState]:
+class _Listed(Protocol):
+    @property
+    def url(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+
+
+ListedT = TypeVar("ListedT", bound=_Listed)
+
+
+def polled(feeds: Iterable[ListedT], config_urls: Collection[str]) -> list[ListedT]:
     """The stored feeds a poller configured with ``config_urls`` polls (the poller's rule).
 
     Feeds named by an earlier run's settings, and the built-in list once the user has feeds
@@ -131,6 +150,32 @@ def polled(feeds: Iterable[FeedState], config_urls: Collection[str]) -> list[Fee
     use_defaults = not config and not any(f.origin in USER_ORIGINS for f in feeds)
     return [f for f in feeds if f.url in config or f.origin in USER_ORIGINS
             or (use_defaults and f.origin == "default")]
+
+
+def _feed_from_row(row: Sequence[object]) -> FeedState:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["unhealthy"] = bool(values["unhealthy"])
+    return FeedState(**values)  # type: ignore[arg-type]
+
+
+def read_feeds(db: sqlite3.Connection, origins: Sequence[str] | None = None) -> list[FeedState]:
+    """Every stored feed (of ``origins`` when given), ordered by URL."""
+    query = f"SELECT {','.join(_COLUMNS)} FROM feeds"
+    params: tuple[str, ...] = ()
+    if origins is not None:
+        query += f" WHERE origin IN ({','.join('?' * len(origins))})"
+        params = tuple(origins)
+    return [_feed_from_row(row) for row in db.execute(query + " ORDER BY url", params)]
+
+
+def open_reader(path: Path, busy_timeout: float = 2.0) -> sqlite3.Connection:
+    """A connection that only reads the state (a metrics scrape): it never creates the file
+    (sqlite3.OperationalError when there is none yet) and refuses writes. In WAL mode a
+    reader neither waits for nor blocks the poller's writes."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=busy_timeout,
+                         isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA query_only=ON")
+    return db
 
 
 def rejection_key(feed: str, rejection: Rejection) -> str:
@@ -225,21 +270,10 @@ class StateStore:
         row = self.db.execute(
             f"SELECT {','.join(_COLUMNS)} FROM feeds WHERE url=? OR fetch_url=?", (url, url)
         ).fetchone()
-        return self._feed_from_row(row) if row else None
+        return _feed_from_row(row) if row else None
 
     def feeds(self, origins: Sequence[str] | None = None) -> list[FeedState]:
-        query = f"SELECT {','.join(_COLUMNS)} FROM feeds"
-        params: tuple[str, ...] = ()
-        if origins is not None:
-            query += f" WHERE origin IN ({','.join('?' * len(origins))})"
-            params = tuple(origins)
-        return [self._feed_from_row(row) for row in self.db.execute(query + " ORDER BY url", params)]
-
-    @staticmethod
-    def _feed_from_row(row: Sequence[object]) -> FeedState:
-        values = dict(zip(_COLUMNS, row, strict=True))
-        values["unhealthy"] = bool(values["unhealthy"])
-        return FeedState(**values)  # type: ignore[arg-type]
+        return read_feeds(self.db, origins)
 
     def save_feed(self, feed: FeedState) -> None:
         names = [c for c in _COLUMNS if c != "url"]

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -220,6 +221,27 @@ def test_feeds_cli_add_discovers_list_status_export_import_remove(
     status = run("feeds", "status", "--json")
     row = json.loads(status.stdout.splitlines()[0])
     assert row["polls"] == 0 and row["next_poll"] == "now" and row["origin"] == "cli"
+    assert row["last_success"] is None and row["entries_per_day"] == 0
+
+    # Polled for real, twice (200 then 304), by `newswire poll --once` on the same data dir.
+    before = time.time()
+    for _ in range(2):
+        polled = runner.invoke(main, [*data, "poll", "--once", "--allow-private-networks"],
+                               env=cli_env(kafka_settings), catch_exceptions=False)
+        assert polled.exit_code == 0, polled.output
+    after = time.time()
+    assert feed_server.hits["/feed.xml"] == 2 + 1 and feed_server.not_modified == 1  # +1: add
+    row = json.loads(run("feeds", "status", "--json").stdout.splitlines()[0])
+    assert row["polls"] == 2 and row["errors_in_row"] == 0 and row["last_error"] is None
+    assert row["not_modified_share"] == 0.5
+    assert row["entries_published"] == 2 and row["entries_per_day"] == 2.0  # < 1 day: per day
+    last_success = datetime.fromisoformat(row["last_success"]).timestamp()
+    next_poll = datetime.fromisoformat(row["next_poll"]).timestamp()
+    assert int(before) <= last_success <= after
+    assert next_poll - last_success >= 0.9 * kafka_settings.poll.min_interval
+    text = run("feeds", "status").stdout
+    assert f"{feed_server.base}/feed.xml\n  ok  polls=2  304=50%  entries/day=2.0  " in text
+    assert f"last_success={row['last_success']}  next_poll={row['next_poll']}" in text
     exported = run("feeds", "export")
     assert f'xmlUrl="{feed_server.base}/feed.xml"' in exported.stdout
     opml = tmp_path / "feeds.opml"

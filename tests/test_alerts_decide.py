@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.alerts.decide import after_delivery, on_flush, on_match
+from processors.alerts.decide import after_delivery, on_flush, on_match, on_resend, stuck
 from processors.alerts.models import Alert, ArticleRef, ChannelOutcome, MatchEvent, Outbox
 from processors.alerts.rules import FileChannel, Rule
 
@@ -190,3 +190,42 @@ def test_a_configured_digest_window_sends_nothing_early_and_everything_once(
     assert final.send is not None
     sent += [a.story_id for a in final.send.alerts]
     assert sorted(sent) == sorted(f"s{i}" for i in range(len(offsets)))
+
+
+def test_an_alert_cut_off_mid_delivery_is_resent_as_the_same_notification() -> None:
+    rule = make_rule(throttle=60)
+    world = World(rule)
+    world.feed(match(rule, "a1", "s1", "bbc.co.uk"), T0)  # sent at once
+    world.feed(match(rule, "a2", "s2", "bbc.co.uk"), T0 + timedelta(seconds=1))  # queued
+    world.feed(match(rule, "a3", "s3", "bbc.co.uk"), T0 + timedelta(seconds=2))  # queued
+    # the flush hands s2+s3 to the channels as one digest... and the worker dies
+    flushed = on_flush(rule, world.outbox, world.alerts, T0 + timedelta(seconds=61))  # type: ignore[arg-type]
+    assert flushed.send is not None
+    states = [world.alerts["s1"], *flushed.alerts]
+    late = T0 + timedelta(seconds=61)
+    assert stuck(states, late + timedelta(seconds=10), older_than=30) == {}  # maybe in flight
+    groups = stuck(states, late + timedelta(seconds=31), older_than=30)
+    assert groups == {(rule.id, late): ("s2", "s3")}  # s1 was sent: not stuck
+    again = on_resend(rule, flushed.alerts, late, late + timedelta(seconds=31))
+    assert again.send is not None and again.alerts == ()
+    assert again.send.kind == "digest" and again.send.id == flushed.send.id
+    assert [again.send.delivery_id(i) for i in (0, 1)] == \
+        [flushed.send.delivery_id(i) for i in (0, 1)]
+    # once delivered (by this resend or another), a later resend request does nothing
+    done = after_delivery(flushed.alerts, (ChannelOutcome(channel="x", ok=True, attempts=1),),
+                          late + timedelta(seconds=32))
+    assert on_resend(rule, done, late, late + timedelta(seconds=40)).reason == "resend_done"
+    assert stuck(done, late + timedelta(days=1), older_than=30) == {}
+    # the rule was deleted meanwhile: nothing to send to, and no longer stuck
+    gone = on_resend(None, flushed.alerts, late, late + timedelta(seconds=40))
+    assert gone.send is None and {a.status for a in gone.alerts} == {"suppressed"}
+
+
+def test_a_single_alert_resend_keeps_its_alert_id_and_delivery_id() -> None:
+    rule = make_rule()
+    out = on_match(rule, match(rule, "a1", "s1", "bbc.co.uk"), None, None, T0)
+    assert out.send is not None and out.alerts[0].sending_at == T0
+    again = on_resend(rule, out.alerts, T0, T0 + timedelta(minutes=5))
+    assert again.send is not None and again.send.kind == "alert"
+    assert again.send.payload() == out.send.payload()
+    assert again.send.delivery_id(0) == f"{rule.id}:s1:0"

@@ -19,7 +19,10 @@ from processors.alerts.channels import (
 from processors.alerts.rules import Rule, SlackChannel, StdoutChannel, WebhookChannel
 from processors.alerts.settings import AlertSettings
 from processors.alerts.store import RuleError, RuleStore
-from tests.test_alerts_channels import FAST, Receiver, notification, receiver  # noqa: F401
+from tests import test_alerts_channels
+from tests.test_alerts_channels import FAST, Receiver, notification
+
+receiver = test_alerts_channels.receiver  # the same loopback server fixture
 
 
 def run(rule: Rule, note: Any, *, allow: bool, settings: AlertSettings) -> list[Any]:

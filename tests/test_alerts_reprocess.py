@@ -17,11 +17,13 @@ from processors.alerts.rules import Rule, RuleFilters, WebhookChannel
 from processors.alerts.store import RuleStore
 from processors.pagestore import PageStore
 from processors.reprocess import pages_path
+from tests import test_alerts_faust
 from tests.conftest import shared_path
 from tests.test_alerts_channels import Receiver
-from tests.test_alerts_faust import Worker, receiver, send_articles, story, worker  # noqa: F401
+from tests.test_alerts_faust import Worker, send_articles, story
 
 pytestmark = pytest.mark.integration
+receiver, worker = test_alerts_faust.receiver, test_alerts_faust.worker  # the same fixtures
 
 
 def reprocess(settings: Settings) -> None:

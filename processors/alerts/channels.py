@@ -37,7 +37,6 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from newswire.http import AddressPolicy, BlockedAddress, _GuardedTransport
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -46,9 +45,9 @@ from tenacity import (
     wait_exponential,
 )
 
+from newswire.http import AddressPolicy, BlockedAddress, _GuardedTransport
 from processors.alerts.decide import Notification
 from processors.alerts.models import ChannelOutcome
-from processors.alerts.settings import DEFAULT_SECRET, AlertSettings
 from processors.alerts.rules import (
     Channel,
     EmailChannel,
@@ -57,6 +56,7 @@ from processors.alerts.rules import (
     StdoutChannel,
     WebhookChannel,
 )
+from processors.alerts.settings import DEFAULT_SECRET, AlertSettings
 
 log = logging.getLogger(__name__)
 

@@ -137,7 +137,7 @@ def _total_families() -> list[GaugeMetricFamily]:
 
 def feed_health_families(feeds: list[FeedFigures], not_polled: int, now: float, *,
                          overdue_after: float = OVERDUE_AFTER,
-                         max_feed_series: int = MAX_FEED_SERIES) -> list[GaugeMetricFamily]:
+                         max_feed_series: int = MAX_FEED_SERIES) -> list[Metric]:
     """The feed-health metric families of the polled ``feeds`` at ``now`` (pure)."""
     (last_success, next_poll, errors, unhealthy, not_modified,
      per_day) = per_feed = _per_feed_families()
@@ -174,7 +174,8 @@ def feed_health_families(feeds: list[FeedFigures], not_polled: int, now: float, 
     if successes:
         newest_success.add_metric([], max(successes))
     without_series.add_metric([], len(feeds) - len(labelled))
-    return per_feed + totals
+    families: list[Metric] = [*per_feed, *totals]
+    return families
 
 
 class FeedHealthCollector(Collector):
@@ -219,7 +220,7 @@ class FeedHealthCollector(Collector):
             log.warning("feed health unreadable path=%s error=%r", self.path, exc)
             return self._status(False, time.perf_counter() - started)
         feeds = polled(stored, self.config_urls)
-        families: list[Metric] = feed_health_families(
+        families = feed_health_families(
             feeds, len(stored) - len(feeds), self.clock(), overdue_after=self.overdue_after,
             max_feed_series=self.max_feed_series)
         return families + self._status(True, time.perf_counter() - started)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -97,7 +98,9 @@ def test_poller_metrics_show_each_feeds_health_after_real_polls(
     next_polls = per_feed(samples, "newswire_feed_next_poll_timestamp_seconds")
     assert next_polls == {url: pytest.approx(states[url].next_poll, abs=1e-3)
                           for url in (good, missing, later)}
-    assert next_polls[good] - states[good].last_success >= settings.poll.min_interval * 0.9
+    good_success = states[good].last_success
+    assert good_success is not None
+    assert next_polls[good] - good_success >= settings.poll.min_interval * 0.9
 
     assert {h: total(samples, "newswire_feeds", health=h)
             for h in ("new", "ok", "failing", "unhealthy")} == {
@@ -136,7 +139,7 @@ def test_overdue_feeds_unhealthy_feeds_and_credentials(tmp_path: Path,
         store.add_feeds(["https://a.example/late", "https://b.example/on-time",
                          "https://c.example/just-due", "https://d.example/sick", secret_url,
                          odd_url], "opml", now - 3 * 86_400)
-        for url, changes in {
+        changed: dict[str, dict[str, Any]] = {
             "https://a.example/late": {"next_poll": now - 900, "polls": 4, "last_success": now - 1200},
             "https://b.example/on-time": {"next_poll": now + 300, "polls": 4},
             "https://c.example/just-due": {"next_poll": now - 30, "polls": 4},
@@ -144,7 +147,8 @@ def test_overdue_feeds_unhealthy_feeds_and_credentials(tmp_path: Path,
                                        "unhealthy": True, "first_error_at": now - 4 * 86_400},
             secret_url: {"next_poll": now + 300, "polls": 1},
             odd_url: {"next_poll": now + 300, "polls": 1},
-        }.items():
+        }
+        for url, changes in changed.items():
             feed = store.feed(url)
             assert feed is not None
             store.save_feed(replace(feed, **changes))

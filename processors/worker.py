@@ -17,6 +17,7 @@ import signal
 import ssl
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import faust
@@ -50,6 +51,9 @@ STAGE_SECONDS = Histogram("newswire_processor_stage_seconds", "Time per stage", 
 ARTICLE_FLAGS = Counter("newswire_article_flags_total",
                         "Articles published with a quality flag (paywall, cookie wall, live "
                         "blog, partial, summary fallback, markup cuts...)", ["flag"])
+POOL_CRASHES = Counter("newswire_processor_pool_crashes_total",
+                       "Extraction processes that died: 'pool' = the pool was replaced, "
+                       "'page' = a page that killed its own process too, given up", ["what"])
 HALTS = Counter("newswire_processor_halts_total",
                 "Stops because too many recent entries would be dead-lettered")
 
@@ -125,20 +129,66 @@ class Processor:
         # copy the inherited pages by writing GC headers).
         gc.collect()
         gc.freeze()
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=pool_child_init,
-            initargs=(str(settings.taxonomy_file) if settings.taxonomy_file else None,
-                      os.getpid()),
-        )
+        self.workers = workers
+        self.pool = self._new_pool(workers)
         for _ in range(workers):  # start every pool process now: they compile the tagger
             self.pool.submit(int)
+        self.pool_restarts = 0
+        self._solo_slots: asyncio.Semaphore | None = None
+        self._solos: set[ProcessPoolExecutor] = set()  # one-page pools after a crash
         state = settings.data_dir / "processors"
         state.mkdir(parents=True, exist_ok=True)
         self.pages = PageStore(state / "pages.sqlite")
         self.stories = StoryIndex(state / "stories.sqlite")
         self._fetcher: Fetcher | None = None
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        taxonomy = self.settings.taxonomy_file
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=pool_child_init,
+            initargs=(str(taxonomy) if taxonomy else None, os.getpid()),
+        )
+
+    async def enrich(self, body: bytes, url: str, content_type: str | None,
+                     raw_entry: bytes) -> Enriched:
+        """Clean, tag and fingerprint in the pool. An extraction process that dies (the OS
+        killed it for memory, a C extension crashed on a page) breaks the whole pool and
+        every page in flight with it: the pool is replaced, and each of those pages is
+        tried once more in a process of its own, so only a page that kills that one too is
+        given up (reason ``crashed``), and the others go on."""
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        args = (body, url, content_type, raw_entry)
+        try:
+            return await loop.run_in_executor(pool, enrich, *args)
+        except BrokenProcessPool:
+            self._replace_pool(pool)
+        if self._solo_slots is None:
+            self._solo_slots = asyncio.Semaphore(self.workers)
+        async with self._solo_slots:
+            solo = self._new_pool(1)
+            self._solos.add(solo)
+            try:
+                return await loop.run_in_executor(solo, enrich, *args)
+            except BrokenProcessPool:
+                POOL_CRASHES.labels("page").inc()
+                return Enriched(None, None, None, "crashed",
+                                "the extraction process died on this page, twice (killed by "
+                                "the OS for memory, or a crash in a C extension)")
+            finally:
+                self._solos.discard(solo)
+                solo.shutdown(wait=False, cancel_futures=True)
+
+    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
+        if self.pool is not broken:  # another page in flight replaced it already
+            return
+        self.pool_restarts += 1
+        POOL_CRASHES.labels("pool").inc()
+        log.error("extraction process died; replacing the pool restarts=%d", self.pool_restarts)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool(self.workers)
 
     @property
     def fetcher(self) -> Fetcher:
@@ -176,9 +226,7 @@ class Processor:
             fetched.body, raw_entry.decode(),
         )
         with STAGE_SECONDS.labels("enrich").time():
-            done: Enriched = await loop.run_in_executor(
-                self.pool, enrich, fetched.body, fetched.final_url, content_type, raw_entry
-            )
+            done = await self.enrich(fetched.body, fetched.final_url, content_type, raw_entry)
         if done.clean is None or done.tags is None:
             EXTRACT_FAILURES.labels(entry.source, done.reason or "unknown").inc()
             return None, DeadLetter(stage="process", reason=f"clean:{done.reason}",
@@ -203,9 +251,10 @@ class Processor:
     def stop_pool(self) -> None:
         """Stop the extraction processes now, even mid-page: an unfinished entry's offset was
         not committed, so it is processed again after the restart."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
-            proc.terminate()
+        for pool in (self.pool, *self._solos):
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
 
 
 def build_app(settings: Settings, processor: Processor) -> faust.App:

@@ -189,3 +189,68 @@ def test_warm_up_page_runs_the_whole_enrich_path() -> None:
     assert done.reason is None and done.clean is not None and done.tags is not None
     assert done.clean.language == "en" and "river town" in done.clean.text
     assert done.fingerprint is not None
+
+
+# -- an extraction process that dies (OOM killer, a crash in a C extension) ----------------
+
+def _pool_children(worker_pid: int) -> list:
+    import psutil
+
+    worker = psutil.Process(worker_pid)
+    return [c for c in worker.children() if c.cmdline() == worker.cmdline()]
+
+
+@pytest.mark.integration
+def test_a_killed_extraction_process_is_replaced_and_no_page_is_lost(
+        kafka_settings, seed_story, tmp_path: Path) -> None:
+    from tests.world import story_page
+
+    ensure_topics(kafka_settings)
+    with World(seed_story) as world:
+        entries = []
+        for i in range(24):
+            world.pages[f"/story/{i}"] = (200, "text/html; charset=utf-8", story_page(seed_story))
+            entries.append(entry(world, f"/story/{i}", f"US strikes in Syria, copy {i}"))
+        producer = KafkaProducer(**kafka_settings.kafka.client_config())
+
+        def send(batch: list[FeedEntry]) -> None:
+            for e in batch:
+                producer.send(kafka_settings.topic("entries"), key=e.key.encode(),
+                              value=e.to_bytes())
+            producer.flush()
+
+        log = tmp_path / "worker.log"
+        env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_PROCESS__WORKERS": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "newswire", "process"], env=env,
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            send(entries[:1])
+            assert len(drain(kafka_settings, kafka_settings.topic("articles"), 1)) == 1, \
+                log.read_text()[-3000:]
+            # Killed while idle: the next page finds the pool broken.
+            first = _pool_children(proc.pid)
+            assert len(first) == 1, first
+            first[0].kill()
+            send(entries[1:12])
+            assert len(drain(kafka_settings, kafka_settings.topic("articles"), 12)) >= 2
+            # Killed again, now with pages of a burst in flight or queued behind it.
+            again = _pool_children(proc.pid)
+            assert again and again[0].pid != first[0].pid
+            send(entries[12:])
+            again[0].kill()
+            articles = drain(kafka_settings, kafka_settings.topic("articles"), 24)
+            letters = drain(kafka_settings, kafka_settings.topic("dlq.process"), 1, timeout=3)
+        finally:
+            producer.close()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        text = log.read_text()
+    assert {m.key for m in articles} == {e.key.encode() for e in entries}, text[-4000:]
+    assert letters == [], [json.loads(m.value)["reason"] for m in letters]
+    assert "replacing the pool" in text
+    assert proc.returncode == 0, text[-3000:]

@@ -60,6 +60,7 @@ CONFLICT_MIN_RAW = 1.2
 CONFLICT_KEEP_SHARE = 0.3
 RELATED_SCALE = 5.0
 RELATED_THRESHOLD = 0.5
+SINGLE_CUE_FACTOR = 0.5
 EVENT_MIN_RAW = 2.0
 EVENT_KEEP_SHARE = 0.35
 PROTEST_TYPES = {"protests", "riots"}
@@ -180,8 +181,12 @@ def _make_adder(entries: dict[str, list[Payload]], cs_entries: dict[str, list[Pa
             if s:
                 cs_entries[s].append((kind, ref, weight, ACRONYM))
             return
+        if "*" in surface.strip().rstrip("*"):
+            # only a trailing "*" is a wildcard; an inner one would match the bare stem as a word
+            log.warning("taxonomy entry %r skipped: '*' is supported only at the end", surface)
+            return
         key, flags = _key(surface)
-        if len(key) < 2 or "*" in key:
+        if len(key) < 2:
             return
         bucket = entries[key]
         for i, (k2, r2, w2, f2) in enumerate(bucket):
@@ -521,6 +526,9 @@ class Tagger:
         vocab_w: dict[str, float] = {}
         neg: dict[str, list[float]] = defaultdict(list)
         neg_w: dict[str, float] = {}
+        cue_keys: set[str] = set()  # distinct words of violence (vocabulary or event)
+        event_cues: list[tuple[str, str, float]] = []
+        strong_cue = False
         for h in hits:
             surface = doc[orig(h.start):orig(h.end - 1) + 1] if h.end > h.start else h.key
             for kind, ref, w, f in h.payloads:
@@ -546,9 +554,13 @@ class Tagger:
                 elif kind == K_EVENT:
                     events[ref][h.key].append(h.factor)
                     event_w[(ref, h.key)] = w
+                    if w > 0:
+                        event_cues.append((ref, h.key, w))
                 elif kind == K_VOCAB:
                     vocab[h.key].append(h.factor)
                     vocab_w[h.key] = w
+                    cue_keys.add(h.key)
+                    strong_cue = strong_cue or w >= 3
                 elif kind == K_NEG:
                     neg[h.key].append(h.factor)
                     neg_w[h.key] = w
@@ -639,6 +651,14 @@ class Tagger:
             return 0.5 if et == "strategic_developments" else 1.0
         top_event = max((r * _conflictness(sid) for sid, r in event_raw.items()), default=0.0)
         related_raw = v + 0.5 * min(top_conflict, 12.0) + 0.5 * min(top_event, 12.0) - 1.2 * n
+        for sid, key, w in event_cues:
+            if _conflictness(sid) > 0:  # "arrest" or "protest" is no word of violence
+                cue_keys.add(key)
+                strong_cue = strong_cue or w >= 3
+        if len(cue_keys) <= 1 and not strong_cue and not armed and top_conflict < CONFLICT_MIN_RAW:
+            # one weak word of violence ("war", "bombards", "stabbing") in a story that names
+            # no war and no armed party is a metaphor, history or crime more often than not
+            related_raw *= SINGLE_CUE_FACTOR
         conflict_score = 1.0 - math.exp(-max(0.0, related_raw) / RELATED_SCALE)
         related = conflict_score >= RELATED_THRESHOLD
 

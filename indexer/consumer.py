@@ -54,9 +54,9 @@ from prometheus_client import Counter, Histogram, start_http_server
 from pydantic import ValidationError
 
 from indexer.store import Rejection, SearchStore, StoreUnavailable, open_store
+from newswire.deadletters import HALTED, DeadLetterLimit
 from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
-from newswire.deadletters import HALTED, DeadLetterLimit
 from newswire.topics import ensure_topics
 
 log = logging.getLogger(__name__)

@@ -142,8 +142,7 @@ def read_dead_letters(settings: Settings, stage: str, limit: int = 1000, *,
         for tp, end in ends.items():
             start = begins.get(tp, 0)
             consumer.seek(tp, max(start, end - limit) if newest else start)
-        seen = 0
-        for message in consumer:  # stops by itself after consumer_timeout_ms of silence
+        for seen, message in enumerate(consumer, 1):  # stops after consumer_timeout_ms of silence
             try:
                 value = json.loads(message.value)
             except ValueError:
@@ -151,7 +150,6 @@ def read_dead_letters(settings: Settings, stage: str, limit: int = 1000, *,
             yield StoredLetter(message.topic, message.partition, message.offset, message.key,
                                {k: v.decode("utf-8", "replace") for k, v in message.headers or []},
                                value)
-            seen += 1
             if seen >= limit or all(consumer.position(tp) >= end for tp, end in ends.items()):
                 return
     finally:

@@ -23,7 +23,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 ERROR_TYPES = {429: "es_rejected_execution_exception", 500: "illegal_state_exception",
                503: "unavailable_shards_exception"}
@@ -73,7 +73,7 @@ class FaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: pytest captures the indexer's own log
 
             def _any(self) -> None:
@@ -89,7 +89,7 @@ class FaultProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -114,7 +114,7 @@ class FaultProxy:
 
     # -- lifecycle
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
+from elasticsearch import Elasticsearch
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-
-from elasticsearch import Elasticsearch
 
 from indexer.consumer import (
     BATCH_RECORDS,
@@ -23,9 +23,9 @@ from indexer.consumer import (
     HALTED,
     HALTS,
     STORE_DOWN,
-    TransportNoise,
     DeadLetterLimit,
     IndexerOptions,
+    TransportNoise,
     commit_offsets,
     dead_letter_message,
     decode,
@@ -125,7 +125,7 @@ class IndexerThread:
             target=lambda: self.result.append(run_indexer(settings, self.stop, **kw)),
             daemon=True)
 
-    def __enter__(self) -> IndexerThread:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -609,17 +609,17 @@ def test_batches_are_bounded_by_size_and_a_partial_one_goes_after_the_linger(
     # A long linger: the backlog fills whole batches long before it runs out.
     options = IndexerOptions(batch_size=10, linger=2.0, backoff_initial=0.1, backoff_max=0.5)
     batches = BATCH_RECORDS._sum.get()  # type: ignore[attr-defined]
-    with caplog.at_level(logging.INFO, logger="indexer.consumer"):
-        with IndexerThread(kafka_settings, store=store, options=options):
-            wait_for(lambda: lag(kafka_settings) == 0, "the backlog")
-            assert sum(store.writes) == 45 and max(store.writes) == 10
-            assert store.writes.count(10) >= 3
-            # Three more, then nothing: no full batch will ever form, and no stop is asked
-            # for; only the linger can send them.
-            produce_articles(kafka_settings, [art(i) for i in range(45, 48)])
-            wait_for(lambda: lag(kafka_settings) == 0, "the partial batch")
-            assert store.writes[-1] == 3
-            assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 48
+    with caplog.at_level(logging.INFO, logger="indexer.consumer"), \
+            IndexerThread(kafka_settings, store=store, options=options):
+        wait_for(lambda: lag(kafka_settings) == 0, "the backlog")
+        assert sum(store.writes) == 45 and max(store.writes) == 10
+        assert store.writes.count(10) >= 3
+        # Three more, then nothing: no full batch will ever form, and no stop is asked
+        # for; only the linger can send them.
+        produce_articles(kafka_settings, [art(i) for i in range(45, 48)])
+        wait_for(lambda: lag(kafka_settings) == 0, "the partial batch")
+        assert store.writes[-1] == 3
+        assert EmbeddedStore(kafka_settings.data_dir / "index").count() == 48
     logged = [r.getMessage() for r in caplog.records
               if r.getMessage().startswith("batch indexed records=")]
     assert logged[-1] == "batch indexed records=3 documents=3 dead=0"

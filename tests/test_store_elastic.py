@@ -182,7 +182,7 @@ def test_same_order_by_date_filters_and_collapse(both: tuple[EmbeddedStore, Elas
     assert a.histogram == b.histogram
     collapsed = SearchRequest(query="*", sort="date", size=30, collapse_stories=True)
     a, b = embedded.search(collapsed), elastic.search(collapsed)
-    heads = lambda r: [(h["id"], h["more_outlets"]) for h in r.hits]  # noqa: E731
+    heads = lambda r: [(h["id"], h["more_outlets"]) for h in r.hits]
     assert heads(a) == heads(b)
     assert any(h["more_outlets"] for h in a.hits)
     for hit in b.hits:
@@ -259,7 +259,7 @@ def test_same_answer_shape_with_locations_on_both(
     assert set(a) == set(b)
     located = [h for h in a["hits"] if h["locations"]]
     assert len(located) >= 10 and a["places"]  # the corpus puts things on the map
-    strip = lambda hit: {k: v for k, v in hit.items() if k not in ("score", "snippet")}  # noqa: E731
+    strip = lambda hit: {k: v for k, v in hit.items() if k not in ("score", "snippet")}
     assert [strip(h) for h in a["hits"]] == [strip(h) for h in b["hits"]]
     assert [set(h) for h in a["hits"]] == [set(h) for h in b["hits"]]
     for name in ("total", "facets", "histogram", "places", "page", "size"):

@@ -54,7 +54,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from pydantic import ValidationError
 
 from indexer.store import Rejection, SearchStore, StoreUnavailable, open_store
-from newswire.deadletters import HALTED, DeadLetterLimit
+from newswire.deadletters import HALTED, MAX_LETTER_BYTES, DeadLetterLimit, letter_message
 from newswire.records import Article, DeadLetter
 from newswire.settings import Settings
 from newswire.topics import ensure_topics
@@ -72,11 +72,6 @@ STORE_DOWN = Counter("newswire_indexer_store_unavailable_total",
 HALTS = Counter("newswire_indexer_halts_total",
                 "Stops because too many records would have been dead-lettered")
 
-# A dead letter keeps the whole original value when the letter fits in this many bytes: under
-# Kafka's default max.message.bytes and the producers' max.request.size (~1 MB), with room for
-# headers. A bigger one keeps the head, says so in the ``payload_truncated`` header, and
-# `newswire dlq replay` re-reads the original from its topic, partition and offset.
-MAX_LETTER_BYTES = 900_000
 IDLE_WAIT = 0.1  # seconds to wait after a poll that returned nothing
 FETCH_WAIT_MS = 100  # a poll right after one that returned records waits this long for more
 # Only a poll this full counts as "flowing": a trickle of single records would otherwise
@@ -189,31 +184,9 @@ def dead_letter_message(dead: Dead) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The DLQ value and headers of a dead record (pure)."""
     record = dead.record
     key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else record.key
-    original = record.value or b""
-    keep = len(original)
-    while True:
-        letter = DeadLetter(
-            stage="index", reason=dead.reason, error=dead.error, topic=record.topic,
-            partition=record.partition, offset=record.offset, key=key,
-            payload=original[:keep].decode("utf-8", "replace"),
-        )
-        value = letter.to_bytes()
-        if len(value) <= MAX_LETTER_BYTES or keep == 0:
-            break
-        # JSON escaping can grow the payload (quotes, control bytes): cut by the excess
-        keep = max(0, min(keep - (len(value) - MAX_LETTER_BYTES), keep // 2 + keep // 4))
-    headers = [
-        ("original_topic", record.topic.encode()),
-        ("original_partition", str(record.partition).encode()),
-        ("original_offset", str(record.offset).encode()),
-        ("stage", b"index"),
-        ("reason", dead.reason.encode()),
-        ("exception", (dead.error or "")[:500].encode()),
-        ("payload_bytes", str(len(original)).encode()),
-    ]
-    if keep < len(original):
-        headers.append(("payload_truncated", b"1"))
-    return value, headers
+    letter = DeadLetter(stage="index", reason=dead.reason, error=dead.error, topic=record.topic,
+                        partition=record.partition, offset=record.offset, key=key)
+    return letter_message(letter, record.value or b"")
 
 
 def commit_offsets(records: Iterable[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:

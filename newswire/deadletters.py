@@ -11,9 +11,41 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from newswire.records import DeadLetter
 from newswire.settings import DeadLetterSettings
 
 HALTED = 3  # exit code: too many dead letters, stopped without committing
+
+# A dead letter keeps the whole original value when the letter fits in this many bytes: under
+# Kafka's default max.message.bytes and the producers' max.request.size (~1 MB), with room for
+# headers. A bigger one keeps the head, says so in the ``payload_truncated`` header, and
+# `newswire dlq replay` re-reads the original from its topic, partition and offset.
+MAX_LETTER_BYTES = 900_000
+
+
+def letter_message(letter: DeadLetter, original: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The DLQ value and headers of ``letter`` (its topic, partition, offset, key, stage,
+    reason and error set) carrying as much of the ``original`` value as fits (pure)."""
+    keep = len(original)
+    while True:
+        payload = original[:keep].decode("utf-8", "replace")
+        value = letter.model_copy(update={"payload": payload}).to_bytes()
+        if len(value) <= MAX_LETTER_BYTES or keep == 0:
+            break
+        # JSON escaping can grow the payload (quotes, control bytes): cut by the excess
+        keep = max(0, min(keep - (len(value) - MAX_LETTER_BYTES), keep // 2 + keep // 4))
+    headers = [
+        ("original_topic", (letter.topic or "").encode()),
+        ("original_partition", str(letter.partition).encode()),
+        ("original_offset", str(letter.offset).encode()),
+        ("stage", letter.stage.encode()),
+        ("reason", letter.reason.encode()),
+        ("exception", (letter.error or "")[:500].encode()),
+        ("payload_bytes", str(len(original)).encode()),
+    ]
+    if keep < len(original):
+        headers.append(("payload_truncated", b"1"))
+    return value, headers
 
 
 @dataclass

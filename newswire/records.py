@@ -142,6 +142,8 @@ class Article(Record):
     source: str = ""
     feed: str | None = None
     image: str | None = None
+    fetched_url: str | None = None  # where the page was fetched in the end (after redirects)
+    redirects: tuple[str, ...] = ()  # each redirect's target, in order (empty: none)
     section_tags: tuple[str, ...] = ()
     partial: bool = False
     flags: tuple[str, ...] = ()

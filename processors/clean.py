@@ -994,7 +994,8 @@ def extract_record(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_article(entry: FeedEntry, clean: CleanArticle, tags: Tags, *, story_id: str | None,
-                  fingerprint: str | None, ingested: datetime) -> Article:
+                  fingerprint: str | None, ingested: datetime, fetched_url: str | None = None,
+                  redirects: tuple[str, ...] = ()) -> Article:
     """Assemble the enriched record the indexer stores (pure)."""
     return Article(
         id=entry.key,
@@ -1011,6 +1012,8 @@ def build_article(entry: FeedEntry, clean: CleanArticle, tags: Tags, *, story_id
         source=entry.source,
         feed=entry.feed,
         image=clean.image,
+        fetched_url=fetched_url,
+        redirects=redirects,
         section_tags=clean.tags,
         partial=clean.partial,
         flags=clean.flags,

@@ -8,6 +8,7 @@ Archives written with zlib before still read: each blob says what it is by its f
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import zlib
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import zstandard
 
 _BATCH = 200  # rows per query when iterating, so a big archive is never held in memory
+_COLUMNS = "key, url, source, fetched_at, content_type, body, feed_entry, redirects"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_LEVEL = 3
 
@@ -33,6 +35,7 @@ class StoredPage:
     content_type: str | None
     body: bytes
     feed_entry_json: str
+    redirects: tuple[str, ...] = ()  # the fetch's redirect trail, in order
 
 
 def _host(url: str) -> str:
@@ -67,23 +70,27 @@ class PageStore:
             CREATE INDEX IF NOT EXISTS pages_source ON pages(source, fetched_at);
             """
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}
+        if "redirects" not in columns:  # an archive written before the trail was kept
+            self.db.execute("ALTER TABLE pages ADD COLUMN redirects TEXT NOT NULL DEFAULT '[]'")
 
     def put(self, key: str, url: str, fetched_at: datetime, content_type: str | None,
-            body: bytes, feed_entry_json: str) -> None:
-        """Store (or replace: a re-fetch supersedes) the page under ``key``."""
+            body: bytes, feed_entry_json: str, redirects: tuple[str, ...] = ()) -> None:
+        """Store (or replace: a re-fetch supersedes) the page under ``key``; ``url`` is where
+        it was fetched in the end, ``redirects`` the trail that led there."""
         with self._lock:  # a ZstdCompressor is not thread-safe
             blob = self._zstd.compress(body)
             self.db.execute(
-                "INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO pages (key, url, source, fetched_at, content_type, body,"
+                " size, feed_entry, redirects) VALUES (?,?,?,?,?,?,?,?,?)",
                 (key, url, _host(url), _ts(fetched_at), content_type, blob, len(body),
-                 feed_entry_json),
+                 feed_entry_json, json.dumps(list(redirects))),
             )
 
     def get(self, key: str) -> StoredPage | None:
         with self._lock:
             row = self.db.execute(
-                "SELECT key, url, source, fetched_at, content_type, body, feed_entry "
-                "FROM pages WHERE key=?", (key,)).fetchone()
+                f"SELECT {_COLUMNS} FROM pages WHERE key=?", (key,)).fetchone()
         return _page(row) if row else None
 
     def iter(self, since: datetime | None = None, source: str | None = None) -> Iterator[StoredPage]:
@@ -93,7 +100,7 @@ class PageStore:
         while True:
             with self._lock:
                 rows = self.db.execute(
-                    "SELECT key, url, source, fetched_at, content_type, body, feed_entry FROM pages"
+                    f"SELECT {_COLUMNS} FROM pages"
                     f" WHERE {where} AND (fetched_at, key) > (?, ?)"
                     " ORDER BY fetched_at, key LIMIT ?", (*args, *last, _BATCH)).fetchall()
             if not rows:
@@ -128,14 +135,23 @@ class PageStore:
 
 
 def _page(row: tuple[object, ...]) -> StoredPage:
-    key, url, source, fetched_at, content_type, blob, entry = row
+    key, url, source, fetched_at, content_type, blob, entry, redirects = row
     return StoredPage(
         key=str(key), url=str(url), source=str(source),
         fetched_at=datetime.fromtimestamp(float(fetched_at), UTC),  # type: ignore[arg-type]
         content_type=content_type if isinstance(content_type, str) else None,
         body=_decompress(blob),  # type: ignore[arg-type]
         feed_entry_json=str(entry),
+        redirects=tuple(_trail(redirects)),
     )
+
+
+def _trail(raw: object) -> list[str]:
+    try:
+        value = json.loads(str(raw))
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _decompress(blob: bytes) -> bytes:

@@ -72,7 +72,8 @@ def reprocess_page(page: StoredPage, tagger: Tagger) -> Outcome:
     fingerprint = simhash(cleaned.text) if cleaned.text else None
     article = build_article(entry, cleaned, tags, story_id=None,
                             fingerprint=f"{fingerprint:016x}" if fingerprint is not None else None,
-                            ingested=page.fetched_at)  # when it first came in, not now
+                            ingested=page.fetched_at,  # when it first came in, not now
+                            fetched_url=page.url, redirects=page.redirects)
     return Outcome(article, fingerprint)
 
 

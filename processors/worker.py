@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from newswire import runtime
 from newswire.http import Fetcher, FetchResult
-from newswire.deadletters import HALTED, DeadLetterLimit
+from newswire.deadletters import HALTED, DeadLetterLimit, letter_message
 from newswire.records import Article, DeadLetter, FeedEntry, utcnow
 from newswire.settings import KafkaSettings, Settings
 from newswire.topics import ensure_topics
@@ -223,7 +223,7 @@ class Processor:
         content_type = fetched.headers.get("content-type")
         await loop.run_in_executor(
             None, self.pages.put, entry.key, fetched.final_url, utcnow(), content_type,
-            fetched.body, raw_entry.decode(),
+            fetched.body, raw_entry.decode(), fetched.redirects,
         )
         with STAGE_SECONDS.labels("enrich").time():
             done = await self.enrich(fetched.body, fetched.final_url, content_type, raw_entry)
@@ -238,7 +238,11 @@ class Processor:
             if done.fingerprint is not None else entry.key
         )
         article = build_article(entry, done.clean, done.tags, story_id=story_id,
-                                fingerprint=fingerprint, ingested=ingested)
+                                fingerprint=fingerprint, ingested=ingested,
+                                fetched_url=fetched.final_url, redirects=fetched.redirects)
+        if fetched.redirects:
+            log.info("redirected key=%s url=%s trail=%s", entry.key, entry.url,
+                     " -> ".join(fetched.redirects))
         first = article.conflicts[0].id if article.conflicts else "none"
         ARTICLES_BY_CONFLICT.labels(first).inc()
         return article, None
@@ -286,20 +290,11 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         PROCESSED.labels("dead_letter").inc()
         message = event.message
         letter = letter.model_copy(update={
-            "topic": message.topic, "partition": message.partition, "offset": message.offset,
-            "payload": (message.value or b"")[:20_000].decode("utf-8", "replace"),
-        })
+            "topic": message.topic, "partition": message.partition, "offset": message.offset})
         log.warning("dead letter stage=process key=%s reason=%s error=%s",
                     letter.key, letter.reason, letter.error)
-        headers = [
-            ("original_topic", message.topic.encode()),
-            ("original_partition", str(message.partition).encode()),
-            ("original_offset", str(message.offset).encode()),
-            ("stage", b"process"),
-            ("reason", letter.reason.encode()),
-            ("exception", (letter.error or "")[:500].encode()),
-        ]
-        await dead.send(key=message.key, value=letter.to_bytes(), headers=headers)
+        value, headers = letter_message(letter, message.value or b"")
+        await dead.send(key=message.key, value=value, headers=headers)
 
     async def outcome(event: faust.EventT) -> tuple[Article | None, DeadLetter | None]:
         raw_value = event.value or b""

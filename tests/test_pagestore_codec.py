@@ -27,17 +27,21 @@ def test_new_pages_are_zstd_and_smaller_than_the_page(tmp_path: Path) -> None:
     store.close()
 
 
-def test_an_archive_written_with_zlib_still_reads(tmp_path: Path) -> None:
+def test_an_archive_written_before_zstd_and_redirect_trails_still_reads(tmp_path: Path) -> None:
     path = tmp_path / "pages.sqlite"
-    PageStore(path).close()  # the schema
     old = b"<html>" + "caf\u00e9 \u0627\u0644\u0642\u0635\u0641 ".encode() * 300 + b"</html>"
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # the earlier layout: zlib bodies, no redirects column
+        db.execute("CREATE TABLE pages (key TEXT PRIMARY KEY, url TEXT NOT NULL, source TEXT "
+                   "NOT NULL, fetched_at REAL NOT NULL, content_type TEXT, body BLOB NOT NULL, "
+                   "size INTEGER NOT NULL, feed_entry TEXT NOT NULL)")
         db.execute("INSERT INTO pages VALUES (?,?,?,?,?,?,?,?)",
                    ("old", "https://example.com/old", "example.com", WHEN.timestamp(),
                     "text/html", zlib.compress(old, 1), len(old), "{}"))
     store = PageStore(path)
-    store.put("new", "https://example.com/new", WHEN, None, b"<p>new</p>", "{}")
-    assert {p.key: p.body for p in store.iter()} == {"old": old, "new": b"<p>new</p>"}
+    trail = ("https://example.com/moved", "https://example.com/new")
+    store.put("new", "https://example.com/new", WHEN, None, b"<p>new</p>", "{}", trail)
+    assert {p.key: (p.body, p.redirects) for p in store.iter()} == {
+        "old": (old, ()), "new": (b"<p>new</p>", trail)}
     store.close()
 
 

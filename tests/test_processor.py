@@ -54,7 +54,9 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
                                                                  tmp_path: Path) -> None:
     ensure_topics(kafka_settings)
     with World(seed_story) as world:
-        good = entry(world, "/world/us-strikes-syria?utm_source=x", "US strikes in Syria")
+        # The feed links to an old address that moves permanently to the story.
+        world.pages["/old/us-strikes"] = (301, "text/html", b"/world/us-strikes-syria")
+        good = entry(world, "/old/us-strikes?utm_source=x", "US strikes in Syria")
         gone = entry(world, "/world/gone", "gone")
         pdf = entry(world, "/files/report.pdf", "pdf")
         producer = KafkaProducer(**kafka_settings.kafka.client_config())
@@ -88,7 +90,10 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
     assert fallback.partial and "summary_fallback" in fallback.flags and fallback.text == "pdf"
     article = by_key[good.key.encode()]
     assert article.id == good.key and not article.partial
-    assert article.url == f"{world.base}/world/us-strikes-syria"
+    assert article.url == f"{world.base}/old/us-strikes"  # the key's URL, as the feed gave it
+    # where it was fetched in the end, and the trail that led there
+    assert article.fetched_url == f"{world.base}/world/us-strikes-syria"
+    assert article.redirects == (f"{world.base}/world/us-strikes-syria",)
     assert "21 American troops" in article.text and "Most read story" not in article.text
     assert article.conflicts and article.conflicts[0].id == "us-iran-proxy"
     assert {"US", "SY", "IQ", "IR"} <= set(article.countries)

@@ -88,6 +88,9 @@ class World:
                 world.hits[path] += 1
                 status, ctype, body = world.pages.get(path, (404, "text/html", b"not found"))
                 self.send_response(status)
+                if 300 <= status < 400:  # a redirect's body names where to
+                    self.send_header("Location", body.decode())
+                    body = b""
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

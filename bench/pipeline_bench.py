@@ -151,7 +151,7 @@ def add_alert_rule(kafka: Any, url: str) -> None:
     from processors.alerts.rules import Rule, WebhookChannel
 
     rule = Rule(id="bench-all", name="every article", query="",
-                channels=(WebhookChannel(url=url),))
+                channels=(WebhookChannel(url=url, secret_name="bench"),))
     producer = KafkaProducer(**kafka.kafka.client_config(), acks="all")
     producer.send(kafka.topic("alert-rules"), key=rule.id.encode(), value=rule.to_wire())
     producer.flush()
@@ -218,6 +218,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
     log = tmp / "up.log"
     env = {"NEWSWIRE_POLL__MIN_INTERVAL": "1", "NEWSWIRE_POLL__DEFAULT_INTERVAL": "1",
+           "NEWSWIRE_ALERTS__SECRETS__BENCH": "bench-key",
            "NEWSWIRE_FETCH__PER_HOST_CONCURRENCY": "64", "NEWSWIRE_LOG_LEVEL": args.log_level}
     up = start_up(tmp / "data", world.feed_urls(), log, env=env)
     settings = load_settings(data_dir=tmp / "data")

@@ -222,7 +222,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: AddressPolicy, max_connections: int) -> None:
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections, keepalive_expiry=30.0)
@@ -449,7 +449,7 @@ class Fetcher:
             tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),
         )
         self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(self.policy, max_connections),
+            transport=GuardedTransport(self.policy, max_connections),
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(settings.timeout),

@@ -63,7 +63,9 @@ def server(noida: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> I
         data_dir=tmp_path_factory.mktemp("web-alerts"),
         kafka={"bootstrap_servers": noida.bootstrap, "topic_prefix": "browseralerts",
                "partitions": 1},
-        web={"host": "127.0.0.1", "port": port, "token": TOKEN})
+        web={"host": "127.0.0.1", "port": port, "token": TOKEN},
+        # the page's rules post to loopback receivers
+        fetch={"allow_private_networks": True})
     fill_store(settings, corpus())
     stop = threading.Event()
     thread = threading.Thread(target=run_web, args=(settings, stop), daemon=True)

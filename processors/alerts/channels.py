@@ -45,7 +45,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from newswire.http import AddressPolicy, BlockedAddress, _GuardedTransport
+from newswire.http import AddressPolicy, BlockedAddress, GuardedTransport
 from processors.alerts.decide import Notification
 from processors.alerts.models import ChannelOutcome
 from processors.alerts.rules import (
@@ -216,7 +216,7 @@ class Deliverer:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=_GuardedTransport(self.address_policy, max_connections=100),
+                transport=GuardedTransport(self.address_policy, max_connections=100),
                 timeout=self.policy.timeout, follow_redirects=False, trust_env=False,
                 headers={"User-Agent": "newswire-alerts/0.1"})
         return self._client

@@ -1,9 +1,10 @@
 """A loopback "outside world" of many feeds for fault tests and the soak script.
 
 ``FeedWorld`` serves ``feeds`` RSS feeds; item ``i`` (0 <= i < ``articles``) appears in feed
-``i % feeds`` once revealed (all at once, or ``rate`` per second for a steady load) and links
-to ``/a/{i}?utm_source=rss``, which serves real news page ``i % len(pages)``. Each feed shows
-at most its ``window`` newest items, like a real feed.
+``i % feeds`` once revealed (all at once, or ``rate`` per second for a steady load, after a
+first ``burst`` of items revealed together) and links to ``/a/{i}?utm_source=rss``, which
+serves real news page ``i % len(pages)``. Each feed shows at most its ``window`` newest
+items, like a real feed.
 
 Hostile pages live under ``/h/...`` and can be served from a second loopback address
 (``hostile_host``, e.g. 127.0.0.2) so that a stalling server is a *different host* from the
@@ -16,12 +17,17 @@ normal pages, as on the internet (the fetcher's politeness is per host by design
 - ``/h/bomb``     a gzip bomb: ~200 KB on the wire, 200 MB decompressed
 
 The server runs aiohttp on its own event loop in a daemon thread; use as a context manager.
+
+``AlertReceiver`` is the other side: a loopback webhook that records every alert POSTed to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
+import hmac
+import json
 import subprocess
 import sys
 import threading
@@ -32,7 +38,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import psutil
 from aiohttp import web
@@ -66,11 +74,13 @@ class FeedWorld:
     def __init__(self, pages: Sequence[bytes], articles: int, feeds: int, *, rate: float = 0.0,
                  latency: float = 0.0, window: int | None = None,
                  hostile: Sequence[str] = (), hostile_host: str = "127.0.0.1",
-                 host: str = "127.0.0.1", held: bool = False) -> None:
+                 host: str = "127.0.0.1", held: bool = False, burst: int = 0) -> None:
         """``hostile``: paths from HOSTILE_PATHS added as extra items to feed 0.
-        ``held``: feeds stay empty until ``release()`` (e.g. until a pipeline is warm)."""
+        ``held``: feeds stay empty until ``release()`` (e.g. until a pipeline is warm).
+        ``burst``: with a ``rate``, this many items appear at once before the steady rate
+        (a backlog in flight while new items keep coming)."""
         self.pages, self.n, self.feeds = list(pages), articles, feeds
-        self.rate, self.latency, self.window = rate, latency, window
+        self.rate, self.latency, self.window, self.burst = rate, latency, window, burst
         self.hostile, self.host, self.hostile_host = list(hostile), host, hostile_host
         self.hits: Counter[str] = Counter()
         self.polls_when_complete: Counter[int] = Counter()  # per feed, once all is revealed
@@ -91,7 +101,7 @@ class FeedWorld:
             return 0
         if self.rate <= 0:
             return self.n
-        return min(self.n, int((time.monotonic() - self._start) * self.rate) + 1)
+        return min(self.n, self.burst + int((time.monotonic() - self._start) * self.rate) + 1)
 
     def release(self) -> None:
         """Start revealing items now (a held world's clock starts here)."""
@@ -258,6 +268,80 @@ class FeedWorld:
         self.stop()
 
 
+class AlertReceiver:
+    """Loopback webhook receiver: every alert POSTed to ``url`` (decoded JSON), in order.
+
+    Answers 204 to everything, so a repeated POST is the sender's doing, never a retry
+    this side provoked. With ``secret``, POSTs whose ``X-Newswire-Signature`` is not
+    ``sha256=<hex HMAC-SHA256 of the body>`` are counted in ``bad_signatures``.
+    Use as a context manager.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", secret: str | None = None) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.undecodable = 0
+        self.bad_signatures = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = None
+                signed = secret is None or hmac.compare_digest(
+                    self.headers.get("X-Newswire-Signature") or "",
+                    "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest())
+                with outer._lock:
+                    outer.bad_signatures += not signed
+                    if isinstance(payload, dict):
+                        outer.posts.append(payload)
+                    else:
+                        outer.undecodable += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_port}/hook"
+        self._thread: threading.Thread | None = None
+
+    def received(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.posts)
+
+    def alerts(self) -> Counter[tuple[str, str]]:
+        """How many times each (rule id, story id) was POSTed (single alerts and digests)."""
+        seen: Counter[tuple[str, str]] = Counter()
+        for post in self.received():
+            rule = (post.get("rule") or {}).get("id", "")
+            stories = [post["story"]] if "story" in post else post.get("stories") or []
+            for story in stories:
+                seen[(rule, story.get("story_id", ""))] += 1
+        return seen
+
+    def start(self) -> AlertReceiver:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(5)
+        self.server.server_close()
+
+    def __enter__(self) -> AlertReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # -- driving `newswire up` from outside -------------------------------------------------------
 
 ROLES = ("poll", "process", "index", "serve")
@@ -278,6 +362,19 @@ def start_up(data_dir: Path, feeds: Sequence[str], log: Path,
     full_env = {**os.environ, **FAST_ENV, **(env or {})}
     return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=full_env, start_new_session=True)
+
+
+def run_cli(data_dir: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``newswire --data-dir DATA_DIR ARGS...`` as a user would type it beside a running
+    ``up`` (it finds the embedded broker through the data dir); output captured, not checked.
+    Loopback targets (a test's webhook) are allowed, as ``start_up`` allows them."""
+    import os
+
+    full_env = {**os.environ, "NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS": "true", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "newswire", "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          stdin=subprocess.DEVNULL)
 
 
 # Poll often and fetch without politeness gaps: loopback hosts, not real publishers.

@@ -4,8 +4,8 @@ A loopback FeedWorld (tests/feedworld.py) reveals a stream of items across many 
 linking to a real news page. While articles are in flight the test kills components by PID
 (kill -9), sends SIGTERM, makes web servers stall or lie, or takes the search store away,
 and then checks the only thing users care about: every article is in the index exactly
-once (the count equals N and every expected id is there), nothing was dead-lettered that
-should not have been, and the pipeline stopped cleanly.
+once (the count equals N and every expected id is there), no alert was sent twice, nothing
+was dead-lettered that should not have been, and the pipeline stopped cleanly.
 
 Each test waits for conditions with deadlines; the only time bound asserted is the 10 s
 SIGTERM contract.
@@ -13,6 +13,7 @@ SIGTERM contract.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,9 +28,20 @@ import pytest
 from indexer.store import SearchRequest, open_store
 from newswire import ops, runtime
 from newswire.broker import EmbeddedServer
+from newswire.records import Article
 from newswire.settings import Settings, load_settings
+from processors.alerts.matcher import rule_matches
+from processors.alerts.rules import Rule
 from tests.conftest import shared_path
-from tests.feedworld import HOSTILE_PATHS, FeedWorld, components, load_pages, start_up
+from tests.feedworld import (
+    HOSTILE_PATHS,
+    AlertReceiver,
+    FeedWorld,
+    components,
+    load_pages,
+    run_cli,
+    start_up,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -241,6 +253,56 @@ def assert_nothing_left(pipe: Pipeline) -> None:
     assert not described, f"processes outlived `newswire up`: {described}"
 
 
+# A word most news stories use: the rule matches a share of the articles, not all of them.
+ALERT_QUERY = "said"
+WEBHOOK_SECRET = "faults-test-secret"  # webhooks are signed with the 'default' secret
+
+# Alert states are written before the webhook is called, so a kill -9 of the processor
+# between the two leaves an alert marked as being sent that never was (at-most-once);
+# processors/alerts/ is being made at-least-once. Until then a missing alert after a kill of
+# the processor makes the test xfail, after every other assertion has passed.
+ALERTS_AT_MOST_ONCE = ("alerts are at-most-once across a kill -9 of the processor: matching "
+                       "stories never alerted")
+
+
+def create_alert_rule(pipe: Pipeline, webhook: str) -> Rule:
+    """Create the rule with the CLI beside the running `up`, and wait until the processor's
+    alert agent has it (a rule never fires for articles ingested before it exists)."""
+    def created() -> dict[str, Any] | None:
+        done = run_cli(pipe.data_dir, "alerts", "create", "faults", ALERT_QUERY,
+                       "--webhook", webhook, "--json")
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+        if "no running `newswire up`" in done.stderr:  # its broker is not up yet
+            return None
+        pytest.fail(f"newswire alerts create failed ({done.returncode}): {done.stderr}")
+
+    rule = Rule.model_validate(pipe.wait(created, "`newswire alerts create` to succeed"))
+    listed = run_cli(pipe.data_dir, "alerts", "list", "--json").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in listed] == [rule.id]
+    pipe.wait(lambda: f"rule={rule.id}" in pipe.tail(10**7), "the processor to load the rule")
+    return rule
+
+
+def expected_alerts(pipe: Pipeline, rule: Rule, n: int) -> set[tuple[str, str]]:
+    """(rule, story) of every indexed article the rule matches, by the matcher itself."""
+    store = pipe.store()
+    wanted = set()
+    for key in pipe.world.keys(n):
+        doc = store.get(key)
+        if doc is not None and rule_matches(rule, Article.model_validate(doc)):
+            wanted.add((rule.id, doc.get("story_id") or doc["id"]))
+    return wanted
+
+
+def wait_for_alerts(hook: AlertReceiver, wanted: set[tuple[str, str]],
+                    timeout: float = 60.0) -> None:
+    """Until every wanted alert came, or ``timeout``: what is missing then is asserted on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not wanted <= set(hook.alerts()):
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("service", [
     "poll",
     "process",  # passes since the worker joins with a stable group.instance.id
@@ -249,23 +311,45 @@ def assert_nothing_left(pipe: Pipeline) -> None:
 ])
 def test_kill9_in_flight_loses_and_duplicates_nothing(
         service: str, pages: list[bytes], make_pipeline: Callable[..., Pipeline]) -> None:
-    n = 120
-    with FeedWorld(pages, n, feeds=12, rate=2.0) as world:
-        pipe = make_pipeline(world)
+    # A backlog of BURST items at once, then a steady trickle: hundreds of articles are
+    # between the feeds and the index at the kill, and the poller still has new items.
+    n, burst = 300, 200
+    with FeedWorld(pages, n, feeds=12, rate=4.0, burst=burst, held=True) as world, \
+            AlertReceiver(secret=WEBHOOK_SECRET) as hook:
+        pipe = make_pipeline(world, env={"NEWSWIRE_ALERTS__SECRETS__DEFAULT": WEBHOOK_SECRET})
         pipe.start()
+        rule = create_alert_rule(pipe, hook.url)
+        world.release()
         pipe.wait(lambda: pipe.count() >= 15, f"15 articles before killing {service}")
         old = pipe.kill9(service)
-        at_kill = pipe.count()
+        at_kill, revealed = pipe.count(), world.revealed()
+        assert revealed < n, "the kill happened after the feeds were complete"
+        assert revealed - at_kill >= 100, f"only {revealed - at_kill} articles in flight"
         pipe.restarted(service, old)
-        assert world.revealed() < n, "the kill happened after the feeds were complete"
         # Fail fast when the restarted service never takes up its work again.
         pipe.wait(lambda: pipe.count() >= at_kill + 10, f"progress after kill -9 {service}",
                   timeout=90)
         pipe.all_arrived_once(n)
         assert pipe.dead_letters("process") == []
         assert pipe.dead_letters("index") == []
+        wanted = expected_alerts(pipe, rule, n)
+        assert 0 < len(wanted) < n, f"the rule should match a share: {len(wanted)} stories"
+        wait_for_alerts(hook, wanted)
+        alerted = hook.alerts()
+        twice = {alert: times for alert, times in alerted.items() if times > 1}
+        assert twice == {}, f"alerts sent more than once (rule, story): times {twice}"
+        assert (hook.undecodable, hook.bad_signatures) == (0, 0)
+        assert set(alerted) <= wanted, f"alerts for stories the rule does not match: " \
+            f"{sorted(set(alerted) - wanted)[:10]}"
+        assert pipe.dead_letters("alert") == []
         pipe.stop()  # within 10 s; the exit code is test_sigterm_exits_cleanly's
         assert_nothing_left(pipe)
+        missing = sorted(wanted - set(alerted))
+        print(f"kill -9 {service}: {revealed - at_kill} articles in flight; "
+              f"{len(alerted)} of {len(wanted)} matching stories alerted, none twice")
+        if missing and service in ("process", "broker"):
+            pytest.xfail(f"{ALERTS_AT_MOST_ONCE}: {len(missing)} of {len(wanted)}")
+        assert missing == [], f"{len(missing)} of {len(wanted)} matching stories never alerted"
 
 
 def test_sigterm_exits_cleanly_within_10s(
@@ -278,13 +362,6 @@ def test_sigterm_exits_cleanly_within_10s(
         assert_nothing_left(pipe)
 
 
-# Seen 3 of 3 runs here: 1-3 entries of 100 (entries partition/offset 1/4; 1/3, 2/5, 3/4;
-# 0/5) were committed by the processor group but never became an article or a dead letter
-# (the indexer indexed every record of the articles topic). All were early offsets of their
-# partition, in flight at the SIGTERM. Likely cause: faust's Consumer._new_offset skips its "gap at the head of
-# the acked offsets" check while the partition's committed offset is None or 0
-# (`if committed_offset:`), so with concurrency=32 and out-of-order acks it commits past an
-# event still in flight. Not strict: it depends on what is in flight at the signal.
 def test_sigterm_in_flight_then_restart_delivers_everything_once(
         pages: list[bytes], make_pipeline: Callable[..., Pipeline]) -> None:
     n = 100
@@ -343,9 +420,16 @@ def test_stalling_and_lying_servers_do_not_stall_the_rest(
         assert_nothing_left(pipe)
 
 
+OUTAGE_S = 60.0
+# What the indexer may grow by while the store is away. It holds one batch and pauses its
+# partitions, so the articles wait in Kafka: a few MB. A batch kept per retry, or reading on
+# without a place to write, would pass this within the outage.
+OUTAGE_RSS_GROWTH = 48 * 2**20
+
+
 def test_search_store_outage_pauses_then_catches_up(
         pages: list[bytes], make_pipeline: Callable[..., Pipeline], tmp_path: Path) -> None:
-    n = 120
+    n = 180
     es = EmbeddedServer(tmp_path / "es", with_elasticsearch=True)
     es.start()
     try:
@@ -358,23 +442,33 @@ def test_search_store_outage_pauses_then_catches_up(
             pipe.wait(lambda: pipe.count() >= 15, "15 articles before the outage")
             indexer = pipe.component("index")
             rss_before = indexer.memory_info().rss
+            before = pipe.wait(pipe.status, "the pipeline status")
             es.stop()
-            # ~20 s without the store while the feeds keep growing (the soak does 60 s).
-            outage_end = time.monotonic() + 20
+            # The store is away for OUTAGE_S while the feeds keep growing.
+            outage_end = time.monotonic() + OUTAGE_S
             peak = rss_before
             while time.monotonic() < outage_end:
-                assert pipe.proc is not None and pipe.proc.poll() is None
+                assert pipe.proc is not None and pipe.proc.poll() is None, pipe.tail()
                 peak = max(peak, indexer.memory_info().rss)
                 time.sleep(0.5)
-            status = pipe.status()  # articles were waiting for the store, not lost upstream
-            assert status is not None and status["stages"]["indexer"]["lag"] > 0, status
+            during = pipe.status()
+            assert during is not None
+            # Only the indexer paused: articles kept coming and waited in Kafka for the store.
+            produced = (during["stages"]["indexer"]["produced"]  # articles topic
+                        - before["stages"]["indexer"]["produced"])
+            assert produced >= 30, f"only {produced} articles made during the outage"
+            assert during["stages"]["indexer"]["lag"] >= produced // 2, during
+            assert peak - rss_before < OUTAGE_RSS_GROWTH, (
+                f"indexer RSS grew {(peak - rss_before) / 2**20:.1f} MiB during the outage "
+                f"({produced} articles waiting)")
             es.start()
             pipe.all_arrived_once(n)
             # The indexer paused and retried; it neither crashed nor dead-lettered the batch.
             assert components(pipe.proc.pid)["index"].pid == indexer.pid
             assert pipe.dead_letters("index") == []
-            rss_after = indexer.memory_info().rss
-            assert max(peak, rss_after) < rss_before + 200 * 2**20, (rss_before, peak, rss_after)
+            print(f"outage {OUTAGE_S:.0f}s: {produced} articles waited; indexer RSS "
+                  f"{rss_before / 2**20:.1f} MiB before, peak {peak / 2**20:.1f} MiB during, "
+                  f"{indexer.memory_info().rss / 2**20:.1f} MiB after catching up")
             pipe.stop()
             assert_nothing_left(pipe)
     finally:

@@ -321,6 +321,8 @@ def hit_from_article(doc: Mapping[str, Any], score: float | None) -> dict[str, A
         "story_id": doc.get("story_id"),
         "locations": [dict(loc) for loc in doc.get("locations") or ()],
         "image": doc.get("image"),
+        "partial": bool(doc.get("partial")),
+        "flags": [str(f) for f in doc.get("flags") or ()],
         "score": None if score is None or math.isnan(score) else round(float(score), 4),
     }
 

@@ -93,6 +93,10 @@ class Hit(BaseModel):
     story_id: str | None = None
     locations: list[Place] = []
     image: str | None = None
+    partial: bool = Field(False, description="the text is not the full story (a teaser, a "
+                          "consent page, the feed's summary instead of the page...)")
+    flags: list[str] = Field([], description="what cleaning noticed: paywall, cookie_wall, "
+                             "liveblog_index, summary_fallback, short_text, ...")
     score: float | None = None
     snippet: str = Field("", description="HTML: escaped text, <mark> around matched words")
     more_outlets: int | None = Field(None, description="other copies of the story (collapse)")

@@ -418,3 +418,47 @@ def test_screenshot_shows_results_and_facets(watched: Watched, server: LiveServe
     box = page.locator(".content").bounding_box()
     before = statistics.pstdev(_pixels(shot, box))
     assert statistics.pstdev(_pixels(empty, box)) < before
+
+
+def _flagged_articles() -> list:
+    from datetime import UTC, datetime
+
+    from newswire.records import Article
+
+    day = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    return [
+        Article(id="teaser", url="https://paper.example/world/teaser", source="paper.example",
+                title="Drone strike on the port of Odesa", text="Drone strike on Odesa port. "
+                "Subscribe to read the rest.", partial=True, flags=("paywall",),
+                published=day, story_id="s-teaser"),
+        Article(id="live", url="https://paper.example/live/odesa", source="paper.example",
+                title="Odesa drone strike: live updates", text="09:10 Odesa drone strike. "
+                "09:40 Air defence active over Odesa.", flags=("liveblog_index",),
+                published=day, story_id="s-live"),
+        Article(id="full", url="https://wire.example/odesa", source="wire.example",
+                title="Drone strike hits Odesa port overnight", text="A drone strike hit the "
+                "port of Odesa overnight, officials said. " * 20, published=day,
+                story_id="s-full"),
+    ]
+
+
+def test_a_story_that_is_not_whole_says_so(browser: Browser,
+                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A paywall teaser or a live blog is found like any story but marked, with why."""
+    with live_server(tmp_path_factory.mktemp("web-flags"), _flagged_articles()) as live:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        watched = Watched(page, live.base_url)
+        try:
+            page.goto(live.base_url + "/?q=Odesa&collapse=false")
+            ready(page)
+            badges = {i: page.locator(f'.hit[data-id="{i}"] .badge.quality').all_inner_texts()
+                      for i in ("teaser", "live", "full")}
+            assert badges == {"teaser": ["Paywall teaser"], "live": ["Live blog"], "full": []}
+            teaser = page.locator('.hit[data-id="teaser"] .badge.quality')
+            assert "only the start" in (teaser.get_attribute("title") or "")
+            assert page.locator('.hit[data-id="full"] .badge.quality').count() == 0
+        finally:
+            context.close()
+        assert watched.errors == [] and watched.foreign == []

@@ -300,6 +300,21 @@ function outletLink(copy) {
   return item;
 }
 
+const QUALITY = [
+  ["paywall", "Paywall teaser", "The publisher shows readers only the start of this story."],
+  ["cookie_wall", "Cookie wall", "The page asked for consent before the story; the text is the feed's summary."],
+  ["liveblog_index", "Live blog", "A running page of updates, not one story."],
+  ["summary_fallback", "Feed summary only", "The page gave no usable text; this is the feed's summary."],
+];
+
+function qualityNote(hit) {
+  const flags = Array.isArray(hit.flags) ? hit.flags : [];
+  for (const [flag, label, why] of QUALITY) {
+    if (flags.includes(flag)) return { label, why };
+  }
+  return hit.partial ? { label: "Partial text", why: "Only part of the story could be extracted." } : null;
+}
+
 function renderHit(hit) {
   const item = el("li", { class: "hit", "data-id": hit.id });
   // dir=auto: Arabic, Hebrew or Persian titles and snippets read right to left.
@@ -322,6 +337,9 @@ function renderHit(hit) {
     meta.append(el("span", { class: "chip country", title: facetLabel("country", tagLabel(c)) },
       tagLabel(c)));
   }
+  // Not a full story: said before the reader takes the snippet for one.
+  const quality = qualityNote(hit);
+  if (quality) meta.append(el("span", { class: "badge quality", title: quality.why }, quality.label));
   item.append(meta);
 
   const snippet = el("p", { class: "snippet", dir: "auto" });

@@ -138,7 +138,8 @@ def _identifier() -> Any:
 
 
 def normalise_language(code: str | None) -> str | None:
-    """'en-US' / 'EN' / 'eng' -> 'en' (ISO 639-1); None when it is not a language code."""
+    """'en-US' / 'EN' / 'eng' -> 'en' (ISO 639-1); a language with no two-letter code keeps
+    its ISO 639-3 code ('pcm' Nigerian Pidgin, 'yue' Cantonese); None when not a language."""
     if not code:
         return None
     match = _LANG_RE.match(code.strip().lower().replace("_", "-"))
@@ -150,7 +151,7 @@ def normalise_language(code: str | None) -> str | None:
     import pycountry
 
     lang = pycountry.languages.get(alpha_3=value)
-    return getattr(lang, "alpha_2", None) if lang else None
+    return (getattr(lang, "alpha_2", None) or value) if lang else None
 
 
 def detect_language(text: str, hint: str | None = None) -> str | None:

@@ -91,6 +91,16 @@ def test_readability_page_metadata() -> None:
     assert "gun" in result.text.lower()
 
 
+def test_language_codes_normalise_and_three_letter_only_languages_keep_theirs() -> None:
+    from processors.clean import normalise_language
+
+    assert [normalise_language(c) for c in ("en-US", "EN", "eng", "pt_BR", "fra")] == \
+        ["en", "en", "en", "pt", "fr"]
+    # no ISO 639-1 code: the ISO 639-3 one, not "unknown"
+    assert [normalise_language(c) for c in ("pcm", "yue-HK", "arz")] == ["pcm", "yue", "arz"]
+    assert [normalise_language(c) for c in ("x", "", None, "zzz", "12")] == [None] * 5
+
+
 def test_non_latin_scripts_get_their_language() -> None:
     cases = {
         "ru": "Спасатели всю ночь искали выживших после того, как река вышла из берегов и "

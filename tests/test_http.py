@@ -380,3 +380,64 @@ def test_no_cookies_are_kept_between_fetches(server: _Server) -> None:
             return (await f.get(f"{server.base}/echo-cookie")).body
 
     assert asyncio.run(go()) == b""
+
+
+# -- kept-alive connections: reused, and dropped once the server closed them ---------------
+
+class _CountingServer:
+    """Raw HTTP/1.1 on loopback that counts TCP connections; after ``close_after`` answers on
+    a connection it closes it without saying so (no ``Connection: close``), as servers do
+    when their keep-alive timeout passes."""
+
+    def __init__(self, close_after: int) -> None:
+        import socket as sock_mod
+
+        self.close_after = close_after
+        self.connections = 0
+        self.sock = sock_mod.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:  # noqa: ANN001
+        with conn:
+            for _ in range(self.close_after):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("close_after", [100, 1])
+def test_kept_alive_connections_are_reused_and_closed_ones_replaced(close_after: int) -> None:
+    server = _CountingServer(close_after)
+
+    async def run() -> list[int]:
+        settings = FetchSettings(allow_private_networks=True, per_host_min_gap=0.0)
+        async with Fetcher(settings) as fetcher:
+            statuses = []
+            for _ in range(4):
+                result = await fetcher.get(f"http://127.0.0.1:{server.port}/x")
+                statuses.append(result.status)
+                await asyncio.sleep(0.05)  # the server's close reaches us before the next
+            return statuses
+
+    try:
+        assert asyncio.run(run()) == [200] * 4  # a closed connection never fails a request
+    finally:
+        server.close()
+    assert server.connections == (1 if close_after == 100 else 4)

@@ -1,19 +1,25 @@
 """The CPU-heavy part of processing one page: clean, tag, fingerprint.
 
 Runs in a worker process of a ``ProcessPoolExecutor`` so the Faust event loop never
-blocks on trafilatura. Pure: bytes and records in, records out.
+blocks on trafilatura. ``enrich`` is pure: bytes and records in, records out.
+``archive_and_enrich`` first keeps the page in the archive, in the pool process that has the
+body anyway (compressing and writing it there costs the event loop nothing).
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
+import sqlite3
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from newswire.records import CleanArticle, FeedEntry, Tags
+from processors.pagestore import PageStore
 
 
 @dataclass(frozen=True)
@@ -23,9 +29,12 @@ class Enriched:
     fingerprint: int | None
     reason: str | None = None  # set when the page could not be used at all
     detail: str | None = None
+    archive_error: str | None = None  # the page could not be archived (it was enriched)
 
 
 _ready = False  # inherited as True by processes forked after the parent compiled
+_archive: PageStore | None = None  # this process's connection to the page archive
+log = logging.getLogger(__name__)
 
 
 def init_worker(taxonomy_file: str | None) -> None:
@@ -72,3 +81,23 @@ def enrich(body: bytes, url: str, content_type: str | None, entry_json: bytes) -
         return Enriched(None, None, None, cleaned.reason, cleaned.detail)
     tags = tag(cleaned.title or entry.title, cleaned.text)
     return Enriched(cleaned, tags, simhash(cleaned.text) if cleaned.text else None)
+
+
+def archive_and_enrich(archive: str, key: str, fetched_url: str, fetched_at: datetime,
+                       content_type: str | None, body: bytes, entry_json: bytes,
+                       redirects: tuple[str, ...]) -> Enriched:
+    """Keep the page in the archive (for ``newswire reprocess``), then :func:`enrich` it. An
+    archive that cannot be written (disk full...) costs the archive copy, never the article."""
+    global _archive
+    problem = None
+    try:
+        if _archive is None or str(_archive.path) != archive:
+            _archive = PageStore(Path(archive))
+        _archive.put(key, fetched_url, fetched_at, content_type, body, entry_json.decode(),
+                     redirects)
+    except (sqlite3.Error, OSError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"[:300]
+        log.warning("page not archived key=%s error=%s", key, problem)
+    done = enrich(body, fetched_url, content_type, entry_json)
+    return done if problem is None else Enriched(
+        done.clean, done.tags, done.fingerprint, done.reason, done.detail, problem)

@@ -32,7 +32,13 @@ from newswire.settings import KafkaSettings, Settings
 from newswire.topics import ensure_topics
 from processors.clean import build_article
 from processors import fetch_idle
-from processors.enrich import Enriched, enrich, init_worker, pool_child_init
+from processors.enrich import (
+    Enriched,
+    archive_and_enrich,
+    enrich,
+    init_worker,
+    pool_child_init,
+)
 from processors.fingerprint import StoryIndex
 from processors.inorder import InOrderAcks
 from processors.pagestore import PageStore
@@ -54,6 +60,8 @@ ARTICLE_FLAGS = Counter("newswire_article_flags_total",
 POOL_CRASHES = Counter("newswire_processor_pool_crashes_total",
                        "Extraction processes that died: 'pool' = the pool was replaced, "
                        "'page' = a page that killed its own process too, given up", ["what"])
+ARCHIVE_FAILURES = Counter("newswire_page_archive_failures_total",
+                           "Pages enriched but not archived (disk full, read-only...)")
 HALTS = Counter("newswire_processor_halts_total",
                 "Stops because too many recent entries would be dead-lettered")
 
@@ -138,7 +146,10 @@ class Processor:
         self._solos: set[ProcessPoolExecutor] = set()  # one-page pools after a crash
         state = settings.data_dir / "processors"
         state.mkdir(parents=True, exist_ok=True)
-        self.pages = PageStore(state / "pages.sqlite")
+        # Pages are archived by the pool processes (archive_and_enrich); the schema is made
+        # here, once, before any of them writes.
+        self.archive = state / "pages.sqlite"
+        PageStore(self.archive).close()
         self.stories = StoryIndex(state / "stories.sqlite")
         self._fetcher: Fetcher | None = None
 
@@ -151,8 +162,8 @@ class Processor:
             initargs=(str(taxonomy) if taxonomy else None, os.getpid()),
         )
 
-    async def enrich(self, body: bytes, url: str, content_type: str | None,
-                     raw_entry: bytes) -> Enriched:
+    async def enrich(self, key: str, url: str, content_type: str | None, body: bytes,
+                     raw_entry: bytes, redirects: tuple[str, ...] = ()) -> Enriched:
         """Clean, tag and fingerprint in the pool. An extraction process that dies (the OS
         killed it for memory, a C extension crashed on a page) breaks the whole pool and
         every page in flight with it: the pool is replaced, and each of those pages is
@@ -160,9 +171,9 @@ class Processor:
         given up (reason ``crashed``), and the others go on."""
         loop = asyncio.get_running_loop()
         pool = self.pool
-        args = (body, url, content_type, raw_entry)
+        args = (str(self.archive), key, url, utcnow(), content_type, body, raw_entry, redirects)
         try:
-            return await loop.run_in_executor(pool, enrich, *args)
+            return await loop.run_in_executor(pool, archive_and_enrich, *args)
         except BrokenProcessPool:
             self._replace_pool(pool)
         if self._solo_slots is None:
@@ -171,7 +182,7 @@ class Processor:
             solo = self._new_pool(1)
             self._solos.add(solo)
             try:
-                return await loop.run_in_executor(solo, enrich, *args)
+                return await loop.run_in_executor(solo, archive_and_enrich, *args)
             except BrokenProcessPool:
                 POOL_CRASHES.labels("page").inc()
                 return Enriched(None, None, None, "crashed",
@@ -219,14 +230,12 @@ class Processor:
             FETCH_ERRORS.labels(fetched.reason).inc()
             return None, DeadLetter(stage="process", reason=f"fetch:{fetched.reason}",
                                     error=fetched.error, key=entry.key)
-        loop = asyncio.get_running_loop()
         content_type = fetched.headers.get("content-type")
-        await loop.run_in_executor(
-            None, self.pages.put, entry.key, fetched.final_url, utcnow(), content_type,
-            fetched.body, raw_entry.decode(), fetched.redirects,
-        )
         with STAGE_SECONDS.labels("enrich").time():
-            done = await self.enrich(fetched.body, fetched.final_url, content_type, raw_entry)
+            done = await self.enrich(entry.key, fetched.final_url, content_type, fetched.body,
+                                     raw_entry, fetched.redirects)
+        if done.archive_error:
+            ARCHIVE_FAILURES.inc()
         if done.clean is None or done.tags is None:
             EXTRACT_FAILURES.labels(entry.source, done.reason or "unknown").inc()
             return None, DeadLetter(stage="process", reason=f"clean:{done.reason}",

@@ -98,6 +98,15 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
     assert article.conflicts and article.conflicts[0].id == "us-iran-proxy"
     assert {"US", "SY", "IQ", "IR"} <= set(article.countries)
     assert article.story_id and article.fingerprint and article.language == "en"
+    # the page is archived (by the extraction process) for `newswire reprocess`
+    from processors.pagestore import PageStore
+    from processors.reprocess import pages_path
+
+    archive = PageStore(pages_path(kafka_settings))
+    stored = archive.get(good.key)
+    archive.close()
+    assert stored is not None and b"21 American troops" in stored.body
+    assert stored.url == article.fetched_url and stored.redirects == article.redirects
 
     reasons = sorted(json.loads(m.value)["reason"] for m in letters)
     assert reasons == ["bad_record", "fetch:http_404"]

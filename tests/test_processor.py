@@ -49,6 +49,25 @@ def drain(settings: Settings, topic: str, want: int, timeout: float = 90) -> lis
     return got
 
 
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`newswire process` with one extraction process, logging to ``log``."""
+    env = {**os.environ, **child_env(settings), "NEWSWIRE_PROCESS__WORKERS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "newswire", "process"], env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, and fail the test if the worker does not stop within 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("worker did not stop within 10 s of SIGTERM:\n" + log.read_text()[-3000:])
+
+
 @pytest.mark.integration
 def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, seed_story,
                                                                  tmp_path: Path) -> None:
@@ -67,21 +86,12 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
         producer.close()
 
         log = tmp_path / "worker.log"
-        env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_PROCESS__WORKERS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "newswire", "process"], env=env,
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = start_worker(kafka_settings, log)
         try:
             articles = drain(kafka_settings, kafka_settings.topic("articles"), 2)
             letters = drain(kafka_settings, kafka_settings.topic("dlq.process"), 2)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                pytest.fail("worker did not stop within 10 s of SIGTERM:\n" + log.read_text()[-3000:])
+            stop_worker(proc, log)
 
     by_key = {m.key: Article.from_bytes(m.value) for m in articles}
     assert set(by_key) == {good.key.encode(), pdf.key.encode()}, log.read_text()[-4000:]
@@ -234,10 +244,7 @@ def test_a_killed_extraction_process_is_replaced_and_no_page_is_lost(
             producer.flush()
 
         log = tmp_path / "worker.log"
-        env = {**os.environ, **child_env(kafka_settings), "NEWSWIRE_PROCESS__WORKERS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "newswire", "process"], env=env,
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = start_worker(kafka_settings, log)
         try:
             send(entries[:1])
             assert len(drain(kafka_settings, kafka_settings.topic("articles"), 1)) == 1, \
@@ -257,12 +264,7 @@ def test_a_killed_extraction_process_is_replaced_and_no_page_is_lost(
             letters = drain(kafka_settings, kafka_settings.topic("dlq.process"), 1, timeout=3)
         finally:
             producer.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_worker(proc, log)
         text = log.read_text()
     assert {m.key for m in articles} == {e.key.encode() for e in entries}, text[-4000:]
     assert letters == [], [json.loads(m.value)["reason"] for m in letters]

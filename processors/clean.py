@@ -838,6 +838,13 @@ def clean(
                          f"{type(exc).__name__}: {exc}"[:300], ())
 
 
+def feed_fallback(url: str, feed_title: str | None, feed_summary: str | None,
+                  feed_published: datetime | None, reason: str,
+                  detail: str) -> CleanArticle | Rejected:
+    """No page to clean (its fetch was refused): the feed's summary, flagged, or why not."""
+    return _fallback(url, feed_title, feed_summary, feed_published, reason, detail, ())
+
+
 def _fallback(url: str, feed_title: str | None, feed_summary: str | None,
               feed_published: datetime | None, reason: str, detail: str,
               flags: tuple[str, ...]) -> CleanArticle | Rejected:

@@ -83,6 +83,22 @@ def enrich(body: bytes, url: str, content_type: str | None, entry_json: bytes) -
     return Enriched(cleaned, tags, simhash(cleaned.text) if cleaned.text else None)
 
 
+def from_feed(entry: FeedEntry, reason: str, detail: str) -> Enriched:
+    """The page could not be read (the publisher refused us): the feed's title and summary
+    stand in, flagged partial, or why not. Pure; cheap (a summary is short), so it runs on
+    the caller's side of the pool."""
+    from processors.clean import Rejected, feed_fallback
+    from processors.fingerprint import simhash
+    from processors.tag import tag
+
+    cleaned = feed_fallback(entry.url, entry.title, entry.summary, entry.published, reason,
+                            detail)
+    if isinstance(cleaned, Rejected):
+        return Enriched(None, None, None, cleaned.reason, cleaned.detail)
+    tags = tag(cleaned.title or entry.title, cleaned.text)
+    return Enriched(cleaned, tags, simhash(cleaned.text) if cleaned.text else None)
+
+
 def archive_and_enrich(archive: str, key: str, fetched_url: str, fetched_at: datetime,
                        content_type: str | None, body: bytes, entry_json: bytes,
                        redirects: tuple[str, ...]) -> Enriched:

@@ -36,6 +36,7 @@ from processors.enrich import (
     Enriched,
     archive_and_enrich,
     enrich,
+    from_feed,
     init_worker,
     pool_child_init,
 )
@@ -65,6 +66,10 @@ ARCHIVE_FAILURES = Counter("newswire_page_archive_failures_total",
 HALTS = Counter("newswire_processor_halts_total",
                 "Stops because too many recent entries would be dead-lettered")
 
+# The publisher refuses to let us read the page (any 4xx but 404/410/429; robots.txt): the
+# feed's summary is published instead, flagged partial. A page that is gone (404/410) or
+# hostile (too large, a blocked address) is dead-lettered.
+READ_REFUSED = frozenset({"http_4xx", "robots_disallowed"})
 # Worth another try later; anything else about a page is final.
 TRANSIENT = frozenset({"timeout", "connect_error", "dns_error", "http_5xx", "http_429"})
 FETCH_ATTEMPTS = 3
@@ -228,14 +233,19 @@ class Processor:
             fetched = await self.fetch(entry)
         if fetched.reason is not None:
             FETCH_ERRORS.labels(fetched.reason).inc()
-            return None, DeadLetter(stage="process", reason=f"fetch:{fetched.reason}",
-                                    error=fetched.error, key=entry.key)
-        content_type = fetched.headers.get("content-type")
-        with STAGE_SECONDS.labels("enrich").time():
-            done = await self.enrich(entry.key, fetched.final_url, content_type, fetched.body,
-                                     raw_entry, fetched.redirects)
-        if done.archive_error:
-            ARCHIVE_FAILURES.inc()
+            if fetched.reason not in READ_REFUSED:
+                return None, DeadLetter(stage="process", reason=f"fetch:{fetched.reason}",
+                                        error=fetched.error, key=entry.key)
+            # The publisher will not let us read the page (401/403/451..., robots.txt): the
+            # story still exists, so the feed's summary stands in, flagged partial.
+            done = from_feed(entry, f"fetch:{fetched.reason}", fetched.error or "")
+        else:
+            content_type = fetched.headers.get("content-type")
+            with STAGE_SECONDS.labels("enrich").time():
+                done = await self.enrich(entry.key, fetched.final_url, content_type,
+                                         fetched.body, raw_entry, fetched.redirects)
+            if done.archive_error:
+                ARCHIVE_FAILURES.inc()
         if done.clean is None or done.tags is None:
             EXTRACT_FAILURES.labels(entry.source, done.reason or "unknown").inc()
             return None, DeadLetter(stage="process", reason=f"clean:{done.reason}",

@@ -78,8 +78,11 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
         good = entry(world, "/old/us-strikes?utm_source=x", "US strikes in Syria")
         gone = entry(world, "/world/gone", "gone")
         pdf = entry(world, "/files/report.pdf", "pdf")
+        # The publisher refuses robots: its feed's summary is all there is to publish.
+        world.pages["/members/drone-attack"] = (403, "text/html", b"Access denied")
+        refused = entry(world, "/members/drone-attack", "Drone attack on US base in Syria")
         producer = KafkaProducer(**kafka_settings.kafka.client_config())
-        for e in (good, gone, pdf):
+        for e in (good, gone, pdf, refused):
             producer.send(kafka_settings.topic("entries"), key=e.key.encode(), value=e.to_bytes())
         producer.send(kafka_settings.topic("entries"), key=b"junk", value=b"\x00not json")
         producer.flush()
@@ -88,13 +91,18 @@ def test_worker_enriches_good_entries_and_dead_letters_bad_ones(kafka_settings, 
         log = tmp_path / "worker.log"
         proc = start_worker(kafka_settings, log)
         try:
-            articles = drain(kafka_settings, kafka_settings.topic("articles"), 2)
+            articles = drain(kafka_settings, kafka_settings.topic("articles"), 3)
             letters = drain(kafka_settings, kafka_settings.topic("dlq.process"), 2)
         finally:
             stop_worker(proc, log)
 
     by_key = {m.key: Article.from_bytes(m.value) for m in articles}
-    assert set(by_key) == {good.key.encode(), pdf.key.encode()}, log.read_text()[-4000:]
+    assert set(by_key) == {good.key.encode(), pdf.key.encode(), refused.key.encode()}, \
+        log.read_text()[-4000:]
+    summary_only = by_key[refused.key.encode()]
+    assert summary_only.partial and summary_only.text == "Drone attack on US base in Syria"
+    assert {"fetch:http_4xx", "summary_fallback"} <= set(summary_only.flags)
+    assert summary_only.conflict_related and "SY" in summary_only.countries  # still tagged
     # a PDF is not a story page: the feed's summary stands in, flagged, not dropped
     fallback = by_key[pdf.key.encode()]
     assert fallback.partial and "summary_fallback" in fallback.flags and fallback.text == "pdf"

@@ -11,6 +11,7 @@ import logging
 
 import faust
 
+from newswire.cli import setup_logging
 from newswire.settings import load_settings
 from processors.worker import faust_credentials
 
@@ -43,7 +44,7 @@ def build_app() -> faust.App:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
+    setup_logging("DEBUG")  # as the services at their most verbose
     app = build_app()
     worker = faust.Worker(app, loglevel="debug", quiet=True, redirect_stdouts=False,
                           override_logging=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import json
 import ssl
 import struct
 import subprocess
@@ -155,8 +156,6 @@ class ElasticAuthProxy:
                     self.wfile.write(data)
 
             def reply(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-                import json
-
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -327,7 +326,8 @@ class KafkaTlsProxy:
                 (size,) = struct.unpack(">h", body[:2])
                 mechanism = body[2:2 + size].decode()
                 error = 0 if mechanism == "PLAIN" else ERR_UNSUPPORTED_SASL_MECHANISM
-                await _answer(writer, corr, struct.pack(">hi", error, 1) + struct.pack(">h", 5) + b"PLAIN")
+                mechanisms = struct.pack(">ih", 1, 5) + b"PLAIN"
+                await _answer(writer, corr, struct.pack(">h", error) + mechanisms)
                 if error:
                     self.outcomes["sasl_failed"] += 1
                     return False
@@ -352,7 +352,8 @@ class KafkaTlsProxy:
                 else:
                     msg = struct.pack(">h", -1) if ok else struct.pack(">h", len(message)) + message
                     payload = struct.pack(">h", error) + msg + struct.pack(">i", 0)
-                    await _answer(writer, corr, payload + (struct.pack(">q", 0) if version >= 1 else b""))
+                    lifetime = struct.pack(">q", 0) if version >= 1 else b""
+                    await _answer(writer, corr, payload + lifetime)
                 return ok
             else:  # anything else before authentication is refused, as a broker does
                 self.outcomes["sasl_failed"] += 1

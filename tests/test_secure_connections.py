@@ -28,10 +28,12 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
+from pydantic import SecretStr
 
 from indexer.elastic import ElasticStore
 from indexer.store import SearchRequest, StoreError, StoreUnavailable
 from newswire.broker import EmbeddedServer
+from newswire.cli import setup_logging
 from newswire.records import Article
 from newswire.settings import KafkaSettings, Settings, child_env, load_settings
 from processors.worker import faust_credentials
@@ -44,6 +46,7 @@ API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 ES_USER, ES_PASSWORD = "newswire_writer", "es-Pa55-w0rd-never-logged"
 KAFKA_USER, KAFKA_PASSWORD = "newswire", "kafka-Pa55-w0rd-never-logged"
 SECRETS = (API_KEY, ES_PASSWORD, KAFKA_PASSWORD)
+NOISY = ("kafka", "aiokafka", "faust", "mode", "elastic_transport", "httpx")
 _ids = itertools.count()
 
 
@@ -82,6 +85,24 @@ def kafka_sasl(noida: EmbeddedServer, tls: TlsFiles) -> Iterator[KafkaTlsProxy]:
         yield proxy
 
 
+@pytest.fixture
+def pipeline_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Logs captured as the services log at their most verbose (NEWSWIRE_LOG_LEVEL=DEBUG).
+
+    Not raw DEBUG everywhere: kafka-python 3.0 logs SaslAuthenticate requests, PLAIN password
+    included, at DEBUG; ``setup_logging`` keeps the Kafka clients at WARNING, and these tests
+    fail if it stops doing so."""
+    names = ("", *NOISY)
+    levels = {name: logging.getLogger(name).level for name in names}
+    caplog.set_level(logging.DEBUG)
+    setup_logging("DEBUG")
+    try:
+        yield caplog
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 # -- Elasticsearch
 
 
@@ -102,9 +123,9 @@ def article(key: str) -> Article:
     {"username": ES_USER, "password": ES_PASSWORD},
 ], ids=["api_key", "basic_auth"])
 def test_elastic_store_over_tls_with_credentials_from_settings(
-        es_proxy: ElasticAuthProxy, tls: TlsFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        credentials: dict[str, str]) -> None:
-    caplog.set_level(logging.DEBUG)
+        es_proxy: ElasticAuthProxy, tls: TlsFiles, tmp_path: Path,
+        pipeline_logging: pytest.LogCaptureFixture, credentials: dict[str, str]) -> None:
+    caplog = pipeline_logging
     kind = "api_key" if "api_key" in credentials else "basic"
     before = es_proxy.outcomes.copy()
     settings = es_settings(es_proxy, tmp_path, ca_certs=tls.ca, **credentials)
@@ -129,9 +150,9 @@ def test_elastic_store_over_tls_with_credentials_from_settings(
     {},
 ], ids=["wrong_api_key", "wrong_password", "none"])
 def test_elastic_wrong_credentials_are_a_clear_error_without_the_secret(
-        es_proxy: ElasticAuthProxy, tls: TlsFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        credentials: dict[str, str]) -> None:
-    caplog.set_level(logging.DEBUG)
+        es_proxy: ElasticAuthProxy, tls: TlsFiles, tmp_path: Path,
+        pipeline_logging: pytest.LogCaptureFixture, credentials: dict[str, str]) -> None:
+    caplog = pipeline_logging
     before = es_proxy.outcomes["refused"]
     store = ElasticStore.from_settings(
         es_settings(es_proxy, tmp_path, ca_certs=tls.ca, **credentials).search)
@@ -152,8 +173,9 @@ def test_elastic_wrong_credentials_are_a_clear_error_without_the_secret(
 
 @pytest.mark.filterwarnings("ignore:Connecting to 'https", "ignore:Unverified HTTPS request")
 def test_elastic_tls_is_verified_unless_turned_off(
-        es_proxy: ElasticAuthProxy, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+        es_proxy: ElasticAuthProxy, tmp_path: Path,
+        pipeline_logging: pytest.LogCaptureFixture) -> None:
+    caplog = pipeline_logging
     failed = es_proxy.outcomes["tls_failed"]
     store = ElasticStore.from_settings(es_settings(es_proxy, tmp_path, api_key=API_KEY).search)
     try:
@@ -227,16 +249,19 @@ def test_kafka_python_over_tls_from_settings(
 
 
 def test_kafka_tls_without_the_ca_refuses_the_broker(
-        kafka_tls: KafkaTlsProxy, tmp_path: Path) -> None:
+        kafka_tls: KafkaTlsProxy, tmp_path: Path,
+        pipeline_logging: pytest.LogCaptureFixture) -> None:
     settings = kafka_settings_for(kafka_tls.bootstrap, tmp_path, security_protocol="SSL")
     with pytest.raises(KafkaError):
-        KafkaProducer(api_version_auto_timeout_ms=3000, **settings.kafka.client_config())
+        KafkaProducer(bootstrap_timeout_ms=3000, **settings.kafka.client_config())
+    # refused for the certificate (the system CAs do not know the test CA), said in the log
+    assert "CERTIFICATE_VERIFY_FAILED" in pipeline_logging.text
 
 
 def test_kafka_python_sasl_plain_over_tls(
         kafka_sasl: KafkaTlsProxy, tls: TlsFiles, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+        pipeline_logging: pytest.LogCaptureFixture) -> None:
+    caplog = pipeline_logging
     settings = kafka_settings_for(kafka_sasl.bootstrap, tmp_path, security_protocol="SASL_SSL",
                                   sasl_mechanism="PLAIN", sasl_username=KAFKA_USER,
                                   sasl_password=KAFKA_PASSWORD, ssl_cafile=tls.ca)
@@ -247,9 +272,10 @@ def test_kafka_python_sasl_plain_over_tls(
     assert kafka_sasl.outcomes["sasl_ok"] > ok
 
     failed = kafka_sasl.outcomes["sasl_failed"]
-    wrong = settings.kafka.model_copy(update={"sasl_password": "wrong-" + KAFKA_PASSWORD})
+    wrong = settings.kafka.model_copy(
+        update={"sasl_password": SecretStr("wrong-" + KAFKA_PASSWORD)})
     with pytest.raises(KafkaError) as raised:
-        KafkaProducer(api_version_auto_timeout_ms=3000, **wrong.client_config())
+        KafkaProducer(bootstrap_timeout_ms=3000, **wrong.client_config())
     assert kafka_sasl.outcomes["sasl_failed"] > failed
     assert "wrong-" + KAFKA_PASSWORD not in str(raised.value) + caplog.text
     assert_no_secret(str(raised.value), caplog.text, repr(settings))
@@ -287,7 +313,7 @@ def test_faust_worker_over_tls_with_faust_credentials(
                                   ssl_cafile=tls.ca, **sasl)
     create_topics(settings, "echo-in", "echo-out")
     produce(settings, "echo-in", b"first", b"second")
-    connections = proxy.outcomes["connections"]
+    connections, sasl_ok = proxy.outcomes["connections"], proxy.outcomes["sasl_ok"]
     worker = EchoWorker(settings, tmp_path / "echo.log")
     try:
         got = consume(settings, "echo-out", 2, timeout=45)
@@ -295,7 +321,10 @@ def test_faust_worker_over_tls_with_faust_credentials(
         worker.stop()
     log = worker.log.read_text(errors="replace")
     assert sorted(got) == [b"echo:first", b"echo:second"], log[-3000:]
+    assert "echoed key=b'k0'" in log and "echoed key=b'k1'" in log  # by Faust, not by us
     assert proxy.outcomes["connections"] > connections
+    if sasl:  # the worker authenticated too (our consumer adds one login of its own)
+        assert proxy.outcomes["sasl_ok"] >= sasl_ok + 2
     assert_no_secret(log)  # the worker logged at DEBUG
 
 
@@ -348,7 +377,8 @@ def test_newswire_config_hides_every_secret(tls: TlsFiles, tmp_path: Path) -> No
            "NEWSWIRE_SEARCH__API_KEY": API_KEY,
            "NEWSWIRE_SEARCH__USERNAME": ES_USER,
            "NEWSWIRE_SEARCH__PASSWORD": ES_PASSWORD}
-    done = subprocess.run([sys.executable, "-m", "newswire.cli", "config"], env=env, cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "newswire", "config"], check=False,
+                          env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert_no_secret(done.stdout, done.stderr)

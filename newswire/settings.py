@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,9 @@ from pydantic_settings import (
 
 
 class KafkaSettings(BaseModel):
+    # a validation error must not echo the input: it holds the SASL password
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     bootstrap_servers: str | None = Field(
         None, description="host:port[,host:port]; empty = start the embedded noida-db broker"
     )
@@ -35,6 +38,23 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _sasl_matches_protocol(self) -> KafkaSettings:
+        # kafka-python and Faust/aiokafka read a half-set SASL config differently (one sends
+        # no credentials, the other SASL or plain TLS): refuse it, naming the settings.
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl:
+            missing = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                       if not getattr(self, name)]  # an empty SecretStr is falsy too
+            if missing:
+                raise ValueError(f"kafka.security_protocol={self.security_protocol} needs "
+                                 + ", ".join(f"kafka.{name}" for name in missing))
+        elif self.sasl_mechanism or self.sasl_username:
+            raise ValueError("kafka.sasl_mechanism/sasl_username are set but "
+                             f"kafka.security_protocol={self.security_protocol}: use SASL_SSL "
+                             "(or SASL_PLAINTEXT) for the credentials to be sent")
+        return self
 
     def client_config(self) -> dict[str, Any]:
         """Connection options in kafka-python's spelling (aiokafka uses the same names)."""
@@ -139,7 +159,8 @@ class IndexSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="NEWSWIRE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="NEWSWIRE_", env_nested_delimiter="__", extra="ignore",
+        hide_input_in_errors=True,  # errors name the setting; its value may be a secret
     )
 
     config_file: Path | None = Field(None, description="TOML config file")

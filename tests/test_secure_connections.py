@@ -362,6 +362,27 @@ def test_plaintext_sasl_and_plain_tls_credentials() -> None:
     assert tls["security_protocol"] == "SSL" and tls["ssl_context"] is not None
 
 
+@pytest.mark.parametrize(("kafka", "names"), [
+    ({"security_protocol": "SASL_SSL", "sasl_password": KAFKA_PASSWORD},
+     "needs kafka.sasl_mechanism, kafka.sasl_username"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u",
+      "sasl_password": ""}, "needs kafka.sasl_password"),
+    ({"security_protocol": "SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u",
+      "sasl_password": KAFKA_PASSWORD}, "security_protocol=SSL: use SASL_SSL"),
+    ({"sasl_username": "u", "sasl_password": KAFKA_PASSWORD},
+     "security_protocol=PLAINTEXT: use SASL_SSL"),
+], ids=["sasl_without_mechanism", "empty_password", "ssl_with_sasl", "plaintext_with_sasl"])
+def test_half_set_sasl_is_refused_naming_the_settings(kafka: dict[str, str], names: str) -> None:
+    # Faust and kafka-python would each do something else with these (SASL, plain TLS or
+    # nothing), so neither gets the chance; the error never shows the password
+    with pytest.raises(ValueError, match=names) as raised:
+        load_settings(kafka={"bootstrap_servers": "k:9093", **kafka})
+    assert_no_secret(str(raised.value))
+    with pytest.raises(ValueError, match=names) as raised:
+        KafkaSettings(bootstrap_servers="k:9093", **kafka)  # type: ignore[arg-type]
+    assert_no_secret(str(raised.value))
+
+
 # -- newswire config
 
 
@@ -387,3 +408,10 @@ def test_newswire_config_hides_every_secret(tls: TlsFiles, tmp_path: Path) -> No
     assert shown["search"]["api_key"] == "**********"
     assert shown["search"]["password"] == "**********"
     assert shown["kafka"]["sasl_username"] == KAFKA_USER  # the rest is shown as set
+
+    env.pop("NEWSWIRE_KAFKA__SASL_MECHANISM")  # a settings error says what, not the values
+    refused = subprocess.run([sys.executable, "-m", "newswire", "config"], check=False,
+                             env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "needs kafka.sasl_mechanism" in refused.stderr
+    assert_no_secret(refused.stdout, refused.stderr)

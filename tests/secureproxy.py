@@ -61,9 +61,26 @@ def make_certs(folder: Path) -> TlsFiles:
     return TlsFiles(ca_crt, crt, key)
 
 
-def server_context(tls: TlsFiles) -> ssl.SSLContext:
+def make_client_cert(tls: TlsFiles, folder: Path) -> tuple[Path, Path]:
+    """A client certificate (mutual TLS) signed by the test CA: (certificate, key)."""
+    key, csr, crt = folder / "client.key", folder / "client.csr", folder / "client.crt"
+    ext = folder / "client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (["req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=newswire"],
+                 ["x509", "-req", "-in", str(csr), "-CA", str(tls.ca),
+                  "-CAkey", str(tls.ca.with_suffix(".key")), "-CAcreateserial", "-out", str(crt),
+                  "-days", "2", "-extfile", str(ext)]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    return crt, key
+
+
+def server_context(tls: TlsFiles, *, client_ca: Path | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(tls.cert), str(tls.key))
+    if client_ca is not None:  # mutual TLS: a client without a certificate from it is refused
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(client_ca))
     return context
 
 
@@ -224,11 +241,11 @@ def _request_body(frame: bytes) -> tuple[int, int, int, bytes]:
 class KafkaTlsProxy:
     """TLS (and optionally SASL/PLAIN) in front of one plain Kafka broker, on loopback."""
 
-    def __init__(self, upstream: str, tls: TlsFiles,
-                 sasl_users: dict[str, str] | None = None) -> None:
+    def __init__(self, upstream: str, tls: TlsFiles, sasl_users: dict[str, str] | None = None,
+                 *, require_client_cert: bool = False) -> None:
         host, port = upstream.rsplit(":", 1)
         self.upstream_host, self.upstream_port = host, int(port)
-        self.context = server_context(tls)
+        self.context = server_context(tls, client_ca=tls.ca if require_client_cert else None)
         self.sasl_users = sasl_users
         self.port = 0
         self.outcomes: Counter[str] = Counter()  # rewrites, connections, sasl_ok, sasl_failed

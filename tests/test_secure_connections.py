@@ -37,7 +37,13 @@ from newswire.cli import setup_logging
 from newswire.records import Article
 from newswire.settings import KafkaSettings, Settings, child_env, load_settings
 from processors.worker import faust_credentials
-from tests.secureproxy import ElasticAuthProxy, KafkaTlsProxy, TlsFiles, make_certs
+from tests.secureproxy import (
+    ElasticAuthProxy,
+    KafkaTlsProxy,
+    TlsFiles,
+    make_certs,
+    make_client_cert,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +107,18 @@ def pipeline_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCap
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def client_cert(tls: TlsFiles) -> tuple[Path, Path]:
+    return make_client_cert(tls, tls.ca.parent)
+
+
+@pytest.fixture(scope="module")
+def kafka_mtls(noida: EmbeddedServer, tls: TlsFiles,
+               client_cert: tuple[Path, Path]) -> Iterator[KafkaTlsProxy]:
+    with KafkaTlsProxy(noida.bootstrap, tls, require_client_cert=True) as proxy:
+        yield proxy
 
 
 # -- Elasticsearch
@@ -248,6 +266,21 @@ def test_kafka_python_over_tls_from_settings(
     assert kafka_tls.outcomes["rewrites"] > rewrites
 
 
+def test_kafka_mutual_tls_with_client_certificate_from_settings(
+        kafka_mtls: KafkaTlsProxy, tls: TlsFiles, client_cert: tuple[Path, Path],
+        tmp_path: Path) -> None:
+    cert, key = client_cert
+    settings = kafka_settings_for(kafka_mtls.bootstrap, tmp_path, security_protocol="SSL",
+                                  ssl_cafile=tls.ca, ssl_certfile=cert, ssl_keyfile=key)
+    create_topics(settings, "mtls")
+    produce(settings, "mtls", b"with a client certificate")
+    assert consume(settings, "mtls", 1) == [b"with a client certificate"]
+    # the same settings without the client certificate: the proxy refuses the handshake
+    anonymous = settings.kafka.model_copy(update={"ssl_certfile": None, "ssl_keyfile": None})
+    with pytest.raises(KafkaError):
+        KafkaProducer(bootstrap_timeout_ms=3000, **anonymous.client_config())
+
+
 def test_kafka_tls_without_the_ca_refuses_the_broker(
         kafka_tls: KafkaTlsProxy, tmp_path: Path,
         pipeline_logging: pytest.LogCaptureFixture) -> None:
@@ -302,15 +335,20 @@ class EchoWorker:
                 self.proc.wait(5)
 
 
-@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+@pytest.mark.parametrize("mode", ["SSL", "SASL_SSL", "mutual_TLS"])
 def test_faust_worker_over_tls_with_faust_credentials(
-        kafka_tls: KafkaTlsProxy, kafka_sasl: KafkaTlsProxy, tls: TlsFiles, tmp_path: Path,
-        protocol: str) -> None:
-    proxy = kafka_sasl if protocol == "SASL_SSL" else kafka_tls
-    sasl = ({"sasl_mechanism": "PLAIN", "sasl_username": KAFKA_USER,
-             "sasl_password": KAFKA_PASSWORD} if protocol == "SASL_SSL" else {})
-    settings = kafka_settings_for(proxy.bootstrap, tmp_path, security_protocol=protocol,
-                                  ssl_cafile=tls.ca, **sasl)
+        kafka_tls: KafkaTlsProxy, kafka_sasl: KafkaTlsProxy, kafka_mtls: KafkaTlsProxy,
+        client_cert: tuple[Path, Path], tls: TlsFiles, tmp_path: Path, mode: str) -> None:
+    proxy = {"SSL": kafka_tls, "SASL_SSL": kafka_sasl, "mutual_TLS": kafka_mtls}[mode]
+    extra: dict[str, Any] = {
+        "SSL": {},
+        "SASL_SSL": {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+                     "sasl_username": KAFKA_USER, "sasl_password": KAFKA_PASSWORD},
+        "mutual_TLS": {"ssl_certfile": client_cert[0], "ssl_keyfile": client_cert[1]},
+    }[mode]
+    sasl = mode == "SASL_SSL"
+    settings = kafka_settings_for(proxy.bootstrap, tmp_path, **{
+        "security_protocol": "SSL", "ssl_cafile": tls.ca, **extra})
     create_topics(settings, "echo-in", "echo-out")
     produce(settings, "echo-in", b"first", b"second")
     connections, sasl_ok = proxy.outcomes["connections"], proxy.outcomes["sasl_ok"]

@@ -601,15 +601,25 @@ def _run_extractor(tree: Any, url: str, *, fast: bool = True, tables: bool = Fal
     import trafilatura
 
     options = {**_OPTIONS, "include_tables": tables}
-    doc = trafilatura.bare_extraction(tree, url=url, fast=fast, **options)
+    # No URL: with one, trafilatura makes every link target absolute (courlan, ~2 ms a page);
+    # we keep links only to tell link-only lines, and drop their targets anyway.
+    doc = trafilatura.bare_extraction(tree, url=None, fast=fast, **options)
     raw_text = getattr(doc, "text", None) or ""  # a Document (never a dict: as_dict is off)
     text = _drop_link_lines(raw_text)
     # The fallback extractors keep the page's source layout (indentation, blank lines).
     return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
 
 
-# trafilatura renders kept links as [anchor](target) when include_links is on.
-_LINK = re.compile(r"\[([^\[\]\n]{0,500})\]\(([^()\s]{0,2000})\)")
+# trafilatura renders kept links as [anchor](target) when include_links is on, with brackets
+# in the anchor escaped ("[\[1\]](#cite_note-1)") and a target holding spaces, < > or
+# parentheses in angle brackets ("[Mosaic](<https://host/wiki/Mosaic_(web_browser)>)").
+_LINK = re.compile(r"\[((?:\\.|[^\[\]\\\n]){0,500})\]"
+                   r"\((<(?:\\.|[^<>\\\n]){0,2000}>|[^()\s]{0,2000})\)")
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def _anchor(match: re.Match[str]) -> str:
+    return _ESCAPED.sub(r"\1", match.group(1))
 
 
 def _drop_link_lines(text: str) -> str:
@@ -619,9 +629,9 @@ def _drop_link_lines(text: str) -> str:
         return text
     kept = []
     for line in text.split("\n"):
-        plain = _LINK.sub(r"\1", line)
+        plain = _LINK.sub(_anchor, line)
         if plain != line:
-            linked = sum(len(m.group(1)) for m in _LINK.finditer(line))
+            linked = sum(len(_anchor(m)) for m in _LINK.finditer(line))
             if linked >= 0.9 * len(plain.strip(" .:;-|")):
                 continue
         kept.append(plain)

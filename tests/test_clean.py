@@ -518,3 +518,14 @@ def test_byline_search_skips_what_trafilatura_prunes() -> None:
 
     # the commenter is in pruned comments; the byline's <time> is pruned out of its text
     assert _byline(_parse(page)) == extract_author(_parse(page)) == "Jane Doe"
+
+
+def test_link_markup_never_reaches_the_text() -> None:
+    """Citation links ("[1]" anchors, escaped by trafilatura) and targets in angle brackets
+    (parentheses in the URL) become their plain anchor text like any link."""
+    from processors.clean import _drop_link_lines
+
+    line = ('Mozilla is a community.[\\[1\\]](#cite_note-1) A blend of "[Mosaic]'
+            '(<http://host/wiki/Mosaic_(web_browser)>) and Godzilla".')
+    assert _drop_link_lines(line) == 'Mozilla is a community.[1] A blend of "Mosaic and Godzilla".'
+    assert _drop_link_lines("[\\[Read more\\]](/more)\nKept.") == "Kept."  # a link-only line

@@ -33,7 +33,9 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    # The Kafka clients are chatty at INFO about every (re)connection.
+    # The Kafka clients are chatty at INFO about every (re)connection, and kafka-python logs
+    # the SASL/PLAIN password at DEBUG: keeping them at WARNING is a security measure too
+    # (tests/test_secure_connections.py fails without it).
     for noisy in ("kafka", "aiokafka", "faust", "mode", "elastic_transport", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 

@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import ssl
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,10 +27,11 @@ from newswire import runtime
 from newswire.http import Fetcher, FetchResult
 from newswire.deadletters import HALTED, DeadLetterLimit, letter_message
 from newswire.records import Article, DeadLetter, FeedEntry, utcnow
-from newswire.settings import KafkaSettings, Settings
+from newswire.settings import Settings
 from newswire.topics import ensure_topics
 from processors.clean import build_article
 from processors import fetch_idle
+from processors.faust_auth import faust_credentials
 from processors.enrich import (
     Enriched,
     archive_and_enrich,
@@ -97,28 +97,6 @@ def warm_up() -> Enriched:
     entry = FeedEntry(key="0" * 16, url=WARM_URL, link=WARM_URL, title="Warm-up story",
                       summary="Warm-up story", feed=WARM_URL, source="warm-up.invalid")
     return enrich(WARM_PAGE, WARM_URL, "text/html", entry.to_bytes())
-
-
-def faust_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
-    needs_tls = kafka.security_protocol in ("SSL", "SASL_SSL")
-    context = None
-    if needs_tls:
-        context = ssl.create_default_context(
-            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
-        )
-        if kafka.ssl_certfile:
-            context.load_cert_chain(str(kafka.ssl_certfile),
-                                    str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
-    if kafka.sasl_mechanism:
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-            mechanism=kafka.sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 class Processor:

@@ -13,7 +13,7 @@ import faust
 
 from newswire.cli import setup_logging
 from newswire.settings import load_settings
-from processors.worker import faust_credentials
+from processors.faust_auth import faust_credentials
 
 
 def build_app() -> faust.App:

@@ -36,7 +36,7 @@ from newswire.broker import EmbeddedServer
 from newswire.cli import setup_logging
 from newswire.records import Article
 from newswire.settings import KafkaSettings, Settings, child_env, load_settings
-from processors.worker import faust_credentials
+from processors.faust_auth import faust_credentials
 from tests.secureproxy import (
     ElasticAuthProxy,
     KafkaTlsProxy,

@@ -18,6 +18,7 @@ from newswire.settings import Settings, load_settings
 from newswire.topics import ensure_topics
 from processors import fetch_idle
 from processors.alerts.agent import AlertService, install
+from processors.faust_auth import faust_credentials
 from processors.alerts.channels import RetryPolicy
 
 
@@ -32,6 +33,7 @@ def build_app(settings: Settings, *, app_id: str | None = None,
     app = faust.App(
         app_id or f"{kafka.topic_prefix}-alerts",
         broker=";".join(f"kafka://{host}" for host in kafka.bootstrap_servers.split(",")),
+        broker_credentials=faust_credentials(kafka),
         store="memory://",
         datadir=str(settings.data_dir / "faust-alerts"),
         web_enabled=False,

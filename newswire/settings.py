@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -88,6 +89,15 @@ class SearchSettings(BaseModel):
     ca_certs: Path | None = None
     verify_certs: bool = True
     index_prefix: str = Field("newswire", description="index template, alias and index prefix")
+
+    @field_validator("elasticsearch_url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str | None) -> str | None:
+        # A URL is printed and logged as it is; secrets belong in the SecretStr settings.
+        if url and "@" in (urlsplit(url).netloc or ""):
+            raise ValueError("put Elasticsearch credentials in search.username/search.password "
+                             "or search.api_key, not in the URL (a URL is printed and logged)")
+        return url
 
     @property
     def uses_elasticsearch(self) -> bool:

@@ -453,3 +453,15 @@ def test_newswire_config_hides_every_secret(tls: TlsFiles, tmp_path: Path) -> No
     assert refused.returncode != 0
     assert "needs kafka.sasl_mechanism" in refused.stderr
     assert_no_secret(refused.stdout, refused.stderr)
+
+
+def test_credentials_in_the_elasticsearch_url_are_refused_without_echoing_them() -> None:
+    from pydantic import ValidationError
+
+    from newswire.settings import load_settings
+
+    with pytest.raises(ValidationError) as caught:
+        load_settings(search={"elasticsearch_url": "https://elastic:s3cret-pw@es:9200"})
+    message = str(caught.value)
+    assert "search.api_key" in message and "s3cret-pw" not in message
+    assert load_settings(search={"elasticsearch_url": "https://es:9200"}).search.uses_elasticsearch

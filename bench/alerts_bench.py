@@ -199,7 +199,9 @@ def bench_latency(n_rules: int, n_articles: int, rate: float,
         log = (tmp / "worker.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "processors.alerts.standalone"],
                                 cwd=REPO, env={**os.environ, **child_env(settings),
-                                             "NEWSWIRE_ALERTS__SECRETS__BENCH": "bench-key"},
+                                             "NEWSWIRE_ALERTS__SECRETS__BENCH": "bench-key",
+                                             # the receiver is on loopback
+                                             "NEWSWIRE_FETCH__ALLOW_PRIVATE_NETWORKS": "true"},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # warm-up: the probe rule fires once all rules before it were applied
         deadline = time.monotonic() + 180

@@ -27,7 +27,14 @@ class InOrderAcks(Generic[T]):
         self._slots: dict[tuple[Hashable, int], list] = {}
 
     def track(self, partition: Hashable, offset: int, item: T) -> None:
-        slot = [offset, item, False]
+        known = self._slots.get((partition, offset))
+        if known is not None:
+            # The same offset handed out again while its first copy is still in flight (seen
+            # after a kill -9 and restart): one slot for both, done when either is, so the
+            # partition's acks never wait on a slot nobody will finish.
+            known[1].append(item)
+            return
+        slot = [offset, [item], False]
         self._queues.setdefault(partition, deque()).append(slot)
         self._slots[(partition, offset)] = slot
 
@@ -39,7 +46,7 @@ class InOrderAcks(Generic[T]):
         queue = self._queues[partition]
         ready: list[T] = []
         while queue and queue[0][2]:
-            ready.append(queue.popleft()[1])
+            ready.extend(queue.popleft()[1])
         if not queue:
             del self._queues[partition]
         return ready

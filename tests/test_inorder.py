@@ -60,3 +60,31 @@ def test_a_revoked_partition_acks_nothing_more() -> None:
     acks.track("p0", 2, "b")
     acks.forget("p0")
     assert acks.done("p0", 1) == [] and acks.pending() == 0
+
+
+def test_an_offset_handed_out_twice_never_blocks_its_partition() -> None:
+    """After a kill -9 and restart the consumer may hand out an offset whose first copy is
+    still in flight: both copies are acked when either finishes, and later offsets go on."""
+    acks: InOrderAcks[str] = InOrderAcks()
+    acks.track("p", 1, "first copy of 1")
+    acks.track("p", 2, "2")
+    acks.track("p", 1, "second copy of 1")
+    assert acks.done("p", 2) == []  # 1 is still in flight
+    assert acks.done("p", 1) == ["first copy of 1", "second copy of 1", "2"]
+    assert acks.done("p", 1) == []  # the other copy finishing changes nothing
+    acks.track("p", 3, "3")
+    assert acks.done("p", 3) == ["3"] and acks.pending() == 0
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.randoms())
+def test_duplicates_in_any_order_release_every_copy_once(offsets, rnd) -> None:
+    acks: InOrderAcks[tuple[int, int]] = InOrderAcks()
+    copies = [(off, i) for i, off in enumerate(offsets)]
+    for off, i in copies:
+        acks.track("p", off, (off, i))
+    finishing = list(copies)
+    rnd.shuffle(finishing)
+    released: list[tuple[int, int]] = []
+    for off, _i in finishing:
+        released.extend(acks.done("p", off))
+    assert sorted(released) == sorted(copies) and acks.pending() == 0

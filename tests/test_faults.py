@@ -140,7 +140,8 @@ class Pipeline:
             return False
         return status["stages"]["processor"]["produced"] >= entries or self.world.fully_polled()
 
-    def all_arrived_once(self, n: int, entries: int | None = None) -> None:
+    def all_arrived_once(self, n: int, entries: int | None = None,
+                         timeout: float = WAIT) -> None:
         """Every expected article is present and nothing else: exactly once.
 
         Waits until the pipeline has settled (all feed entries published, no lag anywhere,
@@ -149,7 +150,7 @@ class Pipeline:
         keys = self.world.keys(n)
         entries = n if entries is None else entries
         self.wait(lambda: self.settled(entries) and self.settled(entries),
-                  f"{entries} entries published and every stage drained")
+                  f"{entries} entries published and every stage drained", timeout)
         missing = self.missing(keys)
         assert missing == [], f"{len(missing)} of {n} articles never indexed: {missing[:40]}"
         assert self.count() == n, f"{self.count()} documents for {n} articles: duplicates"
@@ -342,7 +343,9 @@ def test_kill9_in_flight_loses_and_duplicates_nothing(
         # Fail fast when the restarted service never takes up its work again.
         pipe.wait(lambda: pipe.count() >= at_kill + 10, f"progress after kill -9 {service}",
                   timeout=90)
-        pipe.all_arrived_once(n)
+        # After a broker kill noida's lost records often leave a lag that never drains: a
+        # shorter wait keeps that known failure from costing the suite 4 minutes.
+        pipe.all_arrived_once(n, timeout=120 if service == "broker" else WAIT)
         assert pipe.dead_letters("process") == []
         assert pipe.dead_letters("index") == []
         wanted = expected_alerts(pipe, rule, n)

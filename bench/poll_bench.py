@@ -162,6 +162,8 @@ def main() -> int:
     parser.add_argument("--measure", type=float, default=180.0, help="seconds measured")
     parser.add_argument("--local-limits", action="store_true",
                         help="per-host limits in the poller only (no shared limits file)")
+    parser.add_argument("--scrape", type=float, default=0.0, metavar="SECONDS",
+                        help="also scrape the poller's /metrics (feed health) this often")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="poll-bench-"))
@@ -194,6 +196,9 @@ def main() -> int:
             "NEWSWIRE_LOG_LEVEL": "WARNING",
             "NEWSWIRE_FETCH__SHARE_HOST_LIMITS": "false" if args.local_limits else "true",
         }
+        metrics_port = free_port() if args.scrape else 0
+        if metrics_port:
+            env["NEWSWIRE_METRICS_PORT"] = str(metrics_port)
         newswire = str(Path(sys.executable).with_name("newswire"))
         poller = subprocess.Popen([newswire, "poll"], env=env, stderr=open(work / "poller.log", "wb"))
         time.sleep(args.warmup)
@@ -201,7 +206,19 @@ def main() -> int:
             raise RuntimeError(f"poller exited: see {work / 'poller.log'}")
         cpu0, wall0 = proc_cpu(poller.pid), time.monotonic()
         stats0 = json.loads(Path(stats_path).read_text())
-        time.sleep(args.measure)
+        scrapes: list[tuple[float, int]] = []  # (seconds, series)
+        if metrics_port:
+            import httpx
+
+            end = time.monotonic() + args.measure
+            while time.monotonic() < end:
+                begun = time.monotonic()
+                body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+                scrapes.append((time.monotonic() - begun,
+                                sum(1 for line in body.splitlines() if line.startswith("newswire_feed"))))
+                time.sleep(max(0.0, min(args.scrape, end - time.monotonic())))
+        else:
+            time.sleep(args.measure)
         cpu1, wall1 = proc_cpu(poller.pid), time.monotonic()
         stats1 = json.loads(Path(stats_path).read_text())
         peak = proc_peak_rss_mb(poller.pid)
@@ -224,6 +241,9 @@ def main() -> int:
         print(f"  poller peak RSS   {peak:.0f} MB")
         print(f"  entries published {published or 0} (whole run)  feeds in error: {errors}")
         print(f"  SIGTERM -> exit   {stop_seconds:.1f}s (exit code {poller.returncode})")
+        if scrapes:
+            print(f"  /metrics scrapes  {len(scrapes)} every {args.scrape:g}s, {scrapes[-1][1]} feed "
+                  f"series, {max(t for t, _ in scrapes):.2f}s at most")
         limits = data_dir / "hostlimits.sqlite"
         if limits.exists():
             import sqlite3

@@ -59,6 +59,7 @@ PRUNE_EVERY = 2000  # grants between sweeps of idle hosts and dead leases
 CHECKPOINT_EVERY = 250  # grants between WAL checkpoints (in the thread, never on the loop)
 IDLE_HOST_AGE = 3600.0  # a host row idle this long (and with no floor) is dropped
 WARN_EVERY = 60.0
+CLOCK_SLACK = 1.0  # a lease dated further ahead than its TTL plus this: the clock stepped back
 MAX_HOLD = 3600.0  # longest Retry-After honoured for a whole host (a server may ask for days)
 
 T = TypeVar("T")
@@ -141,6 +142,28 @@ class Grant:
     held: float = 0.0  # > 0: the host is on hold this many seconds more (no lease)
 
 
+def _enable_wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs the file to itself, and SQLite
+    answers "locked" at once, without its busy wait, while another process switches or
+    creates it: several processes starting together on a new file meet exactly that. So
+    wait here, or every process but one would fetch under local limits only."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(0.1, delay * 2)
+
+
 def _process_space() -> str | None:
     """Names the set of processes whose ids this process can check: host name plus PID
     namespace (two containers may share a host name, never a namespace). ``None`` where
@@ -189,7 +212,8 @@ class HostLimiter:
         db = sqlite3.connect(self.path, timeout=10.0 if waiting else 0.0, isolation_level=None,
                              check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if waiting:
+                _enable_wal(db)
             # Advisory state: a commit lost in a power cut only costs one early request.
             db.execute("PRAGMA synchronous=NORMAL")
             if waiting:
@@ -212,13 +236,16 @@ class HostLimiter:
 
     def _step(self, db: sqlite3.Connection, host: str, concurrency: int, gap: float,
               poll: float) -> Grant:
-        now = self.clock()
         db.execute("BEGIN IMMEDIATE")
         try:
-            # Expired leases are reclaimed here; one dated beyond a full TTL ahead can only
-            # come from a clock that stepped back, and is dropped too.
+            # The clock is read holding the lock: read before, while another process waited
+            # its turn, it lags every lease granted meanwhile, which then looked dated ahead
+            # (dropped below as a clock step) or a gap looked passed.
+            now = self.clock()
+            # Expired leases are reclaimed here; one dated well beyond a full TTL ahead can
+            # only come from a clock that stepped back, and is dropped too.
             db.execute("DELETE FROM lease WHERE host=? AND (expires<? OR expires>?)",
-                       (host, now, now + self.lease_ttl))
+                       (host, now, now + self.lease_ttl + CLOCK_SLACK))
             active = db.execute("SELECT COUNT(*) FROM lease WHERE host=?", (host,)).fetchone()[0]
             row = db.execute("SELECT next_start, floor_gap, floor_until, hold_until FROM host "
                              "WHERE host=?", (host,)).fetchone()

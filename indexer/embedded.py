@@ -112,7 +112,7 @@ class EmbeddedStore:
     """A :class:`indexer.store.SearchStore` on a tantivy index directory."""
 
     def __init__(self, path: Path | str, *, writer: bool = False,
-                 heap_size: int = 128_000_000, num_threads: int = 0) -> None:
+                 heap_size: int = 128_000_000, num_threads: int = 1) -> None:
         self.path = Path(path)
         self.schema = build_schema()
         self._want_writer = writer

@@ -272,7 +272,8 @@ def open_store(settings: Settings, *, writer: bool = False) -> SearchStore:
         return ElasticStore.from_settings(settings.search)
     from indexer.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.data_dir / "index", writer=writer)
+    return EmbeddedStore(settings.data_dir / "index", writer=writer,
+                         num_threads=settings.index.embedded_threads)
 
 
 # ---------------------------------------------------------------- shared pure helpers

@@ -165,6 +165,11 @@ class IndexSettings(BaseModel):
     membership: Literal["auto", "assign", "group"] = Field(
         "auto", description="assign: one indexer reads every partition (the embedded store's "
         "default); group: indexers share partitions (the Elasticsearch default)")
+    embedded_threads: int = Field(
+        1, ge=0, le=16, description="tantivy indexing threads of the embedded store (0 = one "
+        "per core). Each commit writes a segment per thread, and live ingestion commits small "
+        "batches often: one thread halves the CPU per article there; more only speed up bulk "
+        "replays (about 2,600 -> 4,000 articles/s on 2 cores)")
 
 
 class Settings(BaseSettings):

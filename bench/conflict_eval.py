@@ -60,6 +60,14 @@ What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
   conflict-first 0.982 (keyword baseline 0.982), sub-type weighted F1 0.904. Round 6 (a lone
   weak word of violence in a story naming no war counts half; anniversary/primaries/derby cues;
   fire-at-positions, execute, embassy-storming wording) tuned on it: 1.000 / 1.000 / 0.982.
+- tests/test_tag_round7.yaml: 70 items (55 on all 28 required conflicts, 24 sub-types including
+  the rare ones: grenade, chemical weapon, base established, non-violent transfer, change to
+  group activity; 15 hard negatives: war films and games, cricket, trade and price wars, rail
+  strike, disasters in war zones), 34 of them in ar/he/hi/fr/ur/es/fa/ru/uk, written blind to
+  the tagger by a separate author and committed (see git log) before round 7. First run:
+  relevance F1 0.935 (P=0.962 R=0.909: Urdu not covered, a Hebrew tear-gas dispersal and an
+  Iraqi protest shooting naming no war), conflict-first 0.909 (keyword baseline 0.891), sub-type
+  weighted F1 0.686 (the rare sub-types fell to `other`; hostage releases read as abductions).
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ WARS_SET = ROOT / "tests" / "test_tag_multilingual_wars.yaml"  # less-reported w
 HEADLINES2_SET = ROOT / "tests" / "test_tag_headlines2.yaml"  # short headlines, before round 5
 HEADLINES3_SET = ROOT / "tests" / "test_tag_headlines3.yaml"  # short headlines, after round 5
 ROUND6_SET = ROOT / "tests" / "test_tag_round6.yaml"  # less-reported wars + negatives, before round 6
+ROUND7_SET = ROOT / "tests" / "test_tag_round7.yaml"  # every conflict + negatives, before round 7
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 
@@ -283,13 +292,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev")
     ap.add_argument("--show-errors", action="store_true")
-    ap.add_argument("--only", choices=("own", "multilingual", "dev", "round6"),
+    ap.add_argument("--only", choices=("own", "multilingual", "dev", "round6", "round7"),
                     help="just our hand-written sets, the multilingual ones, the dev data, or the"
                          " newest held-out set")
     args = ap.parse_args()
     tagger = Tagger()
-    if args.only == "round6":
-        eval_own(tagger, args.show_errors, ROUND6_SET)
+    if args.only in ("round6", "round7"):
+        eval_own(tagger, args.show_errors, ROUND6_SET if args.only == "round6" else ROUND7_SET)
         return
     if args.only == "multilingual":
         eval_own(tagger, args.show_errors, MULTILINGUAL_SET)
@@ -297,7 +306,7 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET, ROUND7_SET):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
         return
@@ -312,7 +321,7 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET, ROUND7_SET):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
     if args.only == "own":

@@ -644,7 +644,10 @@ class Tagger:
 
         def _conflictness(sid: str) -> float:
             et = self.sub_types.get(sid, {}).get("event_type")
-            if et == "riots" or sid == "looting_property_destruction":
+            if sid == "excessive_force_against_protesters":
+                return 0.5  # protesters killed or shot by the state: political violence
+            if et == "riots" or sid in ("looting_property_destruction",
+                                        "protest_with_intervention"):
                 return 0.5 if war_named else 0.0
             if et in PROTEST_TYPES or sid == "arrests":
                 return 0.0

@@ -95,10 +95,37 @@ _PUNCT = (
     + "".join(chr(c) for c in range(0x2000, 0x2070) if chr(c) not in "\u200c\u200d\u200e\u200f")
 )
 _ONE_TO_ONE = str.maketrans({**_FOLD, **{c: " " for c in _PUNCT}})
+# The same mapping in three cheaper steps (str.translate with a dict falls back to a slow
+# per-character path at the first non-ASCII character, and news text has curly quotes and
+# dashes early): ASCII text through an ASCII-only table (CPython's fast path), else the
+# punctuation by one regex, then the few letters to fold (none at all in most text).
+_ASCII_ONE_TO_ONE = str.maketrans({c: " " for c in _PUNCT if c.isascii()})
+_PUNCT_RE = re.compile("[" + re.escape(_PUNCT) + "]")
+_FOLD_RE = re.compile("[" + re.escape("".join(_FOLD)) + "]")
 _SLOW = re.compile("[" + re.escape(_DELETE) + "]+|  +")
 
 
-def normalize(text: str) -> tuple[str, list[int] | None]:
+class _OffsetMap:
+    """``map[i]`` = index in the original text of normalised character ``i``, kept as runs
+    (a normalised text is a few hundred runs of the original, not one entry per character).
+    Indexable and sized, so :func:`bisect.bisect_left` maps the other way."""
+
+    __slots__ = ("_norm", "_orig", "_len")
+
+    def __init__(self, norm_starts: list[int], orig_starts: list[int], length: int) -> None:
+        self._norm, self._orig, self._len = norm_starts, orig_starts, length
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: int) -> int:
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        k = bisect.bisect_right(self._norm, i) - 1
+        return self._orig[k] + i - self._norm[k]
+
+
+def normalize(text: str) -> tuple[str, _OffsetMap | None]:
     """Lower-cased, script-normalised text for matching, and a map back to the original.
 
     Punctuation and dashes become spaces, Arabic letter variants are folded, vowel marks
@@ -108,24 +135,38 @@ def normalize(text: str) -> tuple[str, list[int] | None]:
     low = text.lower()
     if len(low) != len(text):  # a few characters lower-case to two (İ): keep one each
         low = "".join(c.lower()[0] for c in text)
-    low = low.translate(_ONE_TO_ONE)
+    if low.isascii():
+        low = low.translate(_ASCII_ONE_TO_ONE)
+    else:
+        low = _PUNCT_RE.sub(" ", low)
+        if not low.isascii():
+            low = _FOLD_RE.sub(lambda m: _FOLD[m.group()], low)
     first = _SLOW.search(low)
     if first is None:
         return low, None
     pieces: list[str] = []
-    index: list[int] = []
-    pos = 0
+    norm_starts: list[int] = []
+    orig_starts: list[int] = []
+    pos = length = 0
     for m in _SLOW.finditer(low, first.start()):
         a, b = m.span()
-        pieces.append(low[pos:a])
-        index.extend(range(pos, a))
-        if low[a] == " ":
+        if a > pos:
+            pieces.append(low[pos:a])
+            norm_starts.append(length)
+            orig_starts.append(pos)
+            length += a - pos
+        if low[a] == " ":  # a run of spaces: one is kept, at the run's first place
             pieces.append(" ")
-            index.append(a)
+            norm_starts.append(length)
+            orig_starts.append(a)
+            length += 1
         pos = b
-    pieces.append(low[pos:])
-    index.extend(range(pos, len(low)))
-    return "".join(pieces), index
+    if pos < len(low):
+        pieces.append(low[pos:])
+        norm_starts.append(length)
+        orig_starts.append(pos)
+        length += len(low) - pos
+    return "".join(pieces), _OffsetMap(norm_starts, orig_starts, length)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -811,14 +852,14 @@ def _city_entries(focus: frozenset[str]) -> tuple[tuple[str, tuple[int, Any, flo
                  for key, (flags, places) in merged.items())
 
 
-_DROP_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_DROP_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = b"abcdefghijklmnopqrstuvwxyz"
 
 
 def _mostly_upper(text: str) -> bool:
-    head = text[:2000]
-    up = len(head) - len(head.translate(_DROP_UPPER))
-    low = len(head) - len(head.translate(_DROP_LOWER))
+    head = text[:2000].encode("ascii", "ignore")  # bytes.translate runs at C speed
+    up = len(head) - len(head.translate(None, _UPPER))
+    low = len(head) - len(head.translate(None, _LOWER))
     return up + low > 40 and up > 0.8 * (up + low)
 
 

@@ -297,6 +297,43 @@ def test_normalize_keeps_a_map_back_to_the_original() -> None:
     assert text[index[norm.index("حلب")]] == "ح"
 
 
+def _normalize_reference(text: str) -> tuple[str, list[int]]:
+    """normalize() spelled out the slow, obvious way: one translate, a per-character map."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c.lower()[0] for c in text)
+    low = low.translate(tag_module._ONE_TO_ONE)
+    out, index = [], []
+    i = 0
+    while i < len(low):
+        c = low[i]
+        if c in tag_module._DELETE:
+            i += 1
+        elif c == " " and i + 1 < len(low) and low[i + 1] == " ":
+            out.append(" ")
+            index.append(i)
+            while i < len(low) and low[i] == " ":
+                i += 1
+        else:
+            out.append(c)
+            index.append(i)
+            i += 1
+    return "".join(out), index
+
+
+_NEWS_CHARS = st.sampled_from(list("aZé ßİ.,-\u2013\u2019\u201c  \u00a0حَلَبأةیک\u064b\u0640שלוםך\u05b0\u200cनक़ж"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=200), st.lists(_NEWS_CHARS, max_size=200).map("".join)))
+def test_normalize_matches_the_plain_definition(text: str) -> None:
+    # the fast path (ASCII table, regexes, runs) must say exactly what the definition says
+    norm, index = normalize(text)
+    want, want_index = _normalize_reference(text)
+    assert norm == want
+    assert (list(index) if index is not None else list(range(len(norm)))) == want_index
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(title=st.one_of(st.none(), st.text(max_size=80)), text=st.text(max_size=600))
 def test_tag_never_raises_and_scores_are_sane(tagger: Tagger, title: str | None, text: str) -> None:

@@ -678,9 +678,10 @@ class Tagger:
         n = sum(_accumulate(f) * neg_w[k] for k, f in neg.items())
         top_conflict = max((r for cid, r in conflict_raw.items() if cid not in home_only), default=0.0)
         # violent sub-types say "conflict" in full; strategic ones (a ceasefire, an interception)
-        # at half weight; arrests, protests and riots not at all (they happen in peacetime),
-        # except a riot or arson where a war itself is named (a mob in Manipur, settlers in
-        # the West Bank): that is the conflict's political violence
+        # and protesters shot by the state at half weight; arrests, protests and riots not at
+        # all (they happen in peacetime), except a riot, arson or dispersal where a war itself
+        # is named (a mob in Manipur, settlers or tear gas in the West Bank): that is the
+        # conflict's political violence
         war_named = any(strong[cid] for cid in conflict_raw)
 
         def _conflictness(sid: str) -> float:

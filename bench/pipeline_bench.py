@@ -151,7 +151,9 @@ def add_alert_rule(kafka: Any, url: str) -> None:
 
     from processors.alerts.rules import Rule, WebhookChannel
 
-    rule = Rule(id="bench-all", name="every article", query="",
+    # Matches every article, and is a word query, so the text is analysed as any deployment
+    # with word rules pays for (a facet-only rule set skips that analysis).
+    rule = Rule(id="bench-all", name="every article", query="NOT xqzvj",
                 channels=(WebhookChannel(url=url, secret_name="bench"),))
     producer = KafkaProducer(**kafka.kafka.client_config(), acks="all")
     producer.send(kafka.topic("alert-rules"), key=rule.id.encode(), value=rule.to_wire())

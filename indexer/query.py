@@ -391,8 +391,14 @@ def to_string(query: Query) -> str:
 class PreparedDoc:
     """A document analysed once, to be tested against many queries."""
 
-    tokens: Mapping[str, tuple[str, ...]]  # text field -> analysed tokens
+    texts: Mapping[str, str]  # text field -> its text
     keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def tokens(self) -> Mapping[str, tuple[str, ...]]:
+        """Text field -> analysed tokens, on first need: rules that only test facets
+        (conflict, country, event type) never need the text analysed."""
+        return {name: tuple(analyze(value)) for name, value in self.texts.items()}
 
     @functools.cached_property
     def positions(self) -> Mapping[str, Mapping[str, tuple[int, ...]]]:
@@ -411,9 +417,7 @@ class PreparedDoc:
 def prepare(doc: Any) -> PreparedDoc:
     if isinstance(doc, PreparedDoc):
         return doc
-    texts = text_values(doc)
-    tokens = {name: tuple(analyze(value)) for name, value in texts.items()}
-    return PreparedDoc(tokens, keyword_values(doc))
+    return PreparedDoc(text_values(doc), keyword_values(doc))
 
 
 def _text_matches(doc: PreparedDoc, field_name: str, tokens: tuple[str, ...]) -> bool:
@@ -506,11 +510,12 @@ def required_terms(query: Query, *, prefix_term: Callable[[Prefix], str] | None 
     return None  # MatchAll, Not, Exists
 
 
-def doc_terms(doc: Any) -> frozenset[str]:
-    """All terms of a document in the encoding of :func:`required_terms`."""
+def doc_terms(doc: Any, *, text: bool = True) -> frozenset[str]:
+    """All terms of a document in the encoding of :func:`required_terms`; with
+    ``text=False`` only its keyword terms (no text analysed)."""
     prepared = prepare(doc)
     terms: set[str] = set()
-    for toks in prepared.tokens.values():
+    for toks in prepared.tokens.values() if text else ():
         terms.update(_text_term(t) for t in toks)
     for name, values in prepared.keywords.items():
         terms.update(_keyword_term(name, v) for v in values)

@@ -135,6 +135,23 @@ def test_paused_and_removed_rules_do_not_fire() -> None:
     assert index.match(art) == []
 
 
+def test_word_rules_keep_firing_as_other_rules_come_and_go() -> None:
+    # with only facet rules the text is not analysed at all; a word rule brings that back,
+    # and removing another word rule must not turn it off
+    sudan = rule("conflict:sudan-civil-war", name="facet")
+    strike, drone = rule("strike", name="strike"), rule("drone", name="drone")
+    index = RuleIndex([sudan, strike, drone])
+    art = article(text="A drone strike hit the market",
+                  conflicts=(ConflictTag(id="sudan-civil-war", name="Sudan", score=1.0),))
+    assert {r.id for r in index.match(art)} == {sudan.id, strike.id, drone.id}
+    index.remove(drone.id)
+    assert {r.id for r in index.match(art)} == {sudan.id, strike.id}
+    index.add(strike.model_copy(update={"paused": True}))
+    assert [r.id for r in index.match(art)] == [sudan.id]
+    index.add(drone)
+    assert {r.id for r in index.match(art)} == {sudan.id, drone.id}
+
+
 def test_a_bad_query_is_refused_when_added() -> None:
     with pytest.raises(QuerySyntaxError):
         RuleIndex([rule("strike~2")])
@@ -178,3 +195,19 @@ def test_indexed_matching_equals_checking_every_rule(specs: list[tuple[str, dict
     rules = [rule(q, name=f"r{i}", **f) for i, (q, f) in enumerate(specs)]
     got = {r.id for r in RuleIndex(rules).match(art)}
     assert got == {r.id for r in rules if rule_matches(r, art)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(query, filters), min_size=1, max_size=8),
+       st.lists(st.integers(0, 7), max_size=6), articles)
+def test_matching_after_removals_equals_checking_the_rules_left(
+        specs: list[tuple[str, dict]], removed: list[int], art: Article) -> None:
+    # the index skips analysing the text while no rule left needs a word: removals must
+    # keep that count right, or a word rule left behind would stop firing
+    rules = [rule(q, name=f"r{i}", **f) for i, (q, f) in enumerate(specs)]
+    index = RuleIndex(rules)
+    for i in removed:
+        if i < len(rules):
+            index.remove(rules[i].id)
+    left = [r for r in rules if r.id in index]
+    assert {r.id for r in index.match(art)} == {r.id for r in left if rule_matches(r, art)}

@@ -159,6 +159,7 @@ class RuleIndex:
         self._by_term: dict[str, set[str]] = {}
         self._always: set[str] = set()
         self._prefix_lengths: Counter[int] = Counter()  # lengths of indexed prefixes
+        self._text_terms = 0  # indexed word and prefix terms: without any, no text is analysed
         for rule in rules:
             self.add(rule)
 
@@ -192,6 +193,7 @@ class RuleIndex:
         else:
             for term in compiled.terms:
                 self._by_term.setdefault(term, set()).add(rule.id)
+                self._text_terms += "=" not in term
                 if term.startswith(PREFIX):
                     self._prefix_lengths[len(term) - len(PREFIX)] += 1
 
@@ -202,6 +204,7 @@ class RuleIndex:
         self._always.discard(rule_id)
         for term in old.terms or ():
             ids = self._by_term.get(term)
+            self._text_terms -= "=" not in term
             if term.startswith(PREFIX):
                 self._prefix_lengths[len(term) - len(PREFIX)] -= 1
                 if self._prefix_lengths[len(term) - len(PREFIX)] <= 0:
@@ -232,7 +235,7 @@ class RuleIndex:
             return []
         doc = prepare(article)
         out = []
-        for rule_id in sorted(self.candidates(doc_terms(doc))):
+        for rule_id in sorted(self.candidates(doc_terms(doc, text=self._text_terms > 0))):
             compiled = self._rules[rule_id]
             if compiled.accepts(doc, article):
                 out.append(compiled.rule)

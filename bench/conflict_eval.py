@@ -104,6 +104,8 @@ HEADLINES2_SET = ROOT / "tests" / "test_tag_headlines2.yaml"  # short headlines,
 HEADLINES3_SET = ROOT / "tests" / "test_tag_headlines3.yaml"  # short headlines, after round 5
 ROUND6_SET = ROOT / "tests" / "test_tag_round6.yaml"  # less-reported wars + negatives, before round 6
 ROUND7_SET = ROOT / "tests" / "test_tag_round7.yaml"  # every conflict + negatives, before round 7
+ROUND8_SET = ROOT / "tests" / "test_tag_round8.yaml"  # news-like sub-type mix, before round 8
+ROUNDS = {"round6": ROUND6_SET, "round7": ROUND7_SET, "round8": ROUND8_SET}
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 
@@ -298,13 +300,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev")
     ap.add_argument("--show-errors", action="store_true")
-    ap.add_argument("--only", choices=("own", "multilingual", "dev", "round6", "round7"),
+    ap.add_argument("--only", choices=("own", "multilingual", "dev", *ROUNDS),
                     help="just our hand-written sets, the multilingual ones, the dev data, or the"
                          " newest held-out set")
     args = ap.parse_args()
     tagger = Tagger()
-    if args.only in ("round6", "round7"):
-        eval_own(tagger, args.show_errors, ROUND6_SET if args.only == "round6" else ROUND7_SET)
+    if args.only in ROUNDS:
+        eval_own(tagger, args.show_errors, ROUNDS[args.only])
         return
     if args.only == "multilingual":
         eval_own(tagger, args.show_errors, MULTILINGUAL_SET)
@@ -312,7 +314,7 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET, ROUND7_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, *ROUNDS.values()):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
         return
@@ -327,7 +329,7 @@ def main() -> None:
         eval_own(tagger, args.show_errors, ARTICLES_SET)
         eval_own(tagger, args.show_errors, SHORT_SET)
         eval_own(tagger, args.show_errors, WARS_SET)
-        for extra in (HEADLINES2_SET, HEADLINES3_SET, ROUND6_SET, ROUND7_SET):
+        for extra in (HEADLINES2_SET, HEADLINES3_SET, *ROUNDS.values()):
             if extra.exists():
                 eval_own(tagger, args.show_errors, extra)
     if args.only == "own":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -332,6 +333,21 @@ def test_normalize_matches_the_plain_definition(text: str) -> None:
     want, want_index = _normalize_reference(text)
     assert norm == want
     assert (list(index) if index is not None else list(range(len(norm)))) == want_index
+
+
+_ACRONYMS = ["US", "IS", "IS fighters", "IS cell", "IS cells", "RSF", "PDF", "PDFs", "LoC", "БПЛА"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(st.one_of(st.sampled_from(_ACRONYMS),
+                                 st.sampled_from(list(" .,-_x1éДs\n "))), max_size=30))
+def test_acronyms_are_found_as_the_plain_regex_finds_them(pieces: list[str]) -> None:
+    # whole words, longest first, left to right: what `(?<![\w.])(?:longest|...)(?![\w])` finds
+    text = "".join(pieces)
+    words = tag_module._WholeWords(_ACRONYMS)
+    alternation = "|".join(re.escape(w) for w in sorted(_ACRONYMS, key=len, reverse=True))
+    reference = re.compile(rf"(?<![\w.])(?:{alternation})(?![\w])")
+    assert words.find(text) == [(m.start(), m.end(), m.group()) for m in reference.finditer(text)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -401,6 +401,12 @@ class PreparedDoc:
         return {name: tuple(analyze(value)) for name, value in self.texts.items()}
 
     @functools.cached_property
+    def vocabulary(self) -> Mapping[str, frozenset[str]]:
+        """Text field -> its distinct tokens: all that one-word queries and prefixes need
+        (a set is built at C speed; positions only for phrases)."""
+        return {name: frozenset(toks) for name, toks in self.tokens.items()}
+
+    @functools.cached_property
     def positions(self) -> Mapping[str, Mapping[str, tuple[int, ...]]]:
         """Text field -> token -> positions, built on first need: most articles meet no rule
         whose terms they hold, and then nothing is evaluated (a fifth of the alert stage's
@@ -421,12 +427,12 @@ def prepare(doc: Any) -> PreparedDoc:
 
 
 def _text_matches(doc: PreparedDoc, field_name: str, tokens: tuple[str, ...]) -> bool:
+    if len(tokens) == 1:
+        return tokens[0] in doc.vocabulary.get(field_name, ())
     pos = doc.positions.get(field_name, {})
     first = pos.get(tokens[0])
     if not first:
         return False
-    if len(tokens) == 1:
-        return True
     rest = [set(pos.get(t, ())) for t in tokens[1:]]
     return any(all(start + i + 1 in s for i, s in enumerate(rest)) for start in first)
 
@@ -439,7 +445,7 @@ def _eval(query: Query, doc: PreparedDoc) -> bool:
         return any(_text_matches(doc, f, query.tokens) for f in fields)
     if isinstance(query, Prefix):
         fields = (query.field,) if query.field else TEXT_FIELDS
-        return any(t.startswith(query.prefix) for f in fields for t in doc.positions.get(f, {}))
+        return any(t.startswith(query.prefix) for f in fields for t in doc.vocabulary.get(f, ()))
     if isinstance(query, Keyword):
         return query.value in doc.keywords.get(query.field, ())
     if isinstance(query, Exists):
@@ -515,8 +521,8 @@ def doc_terms(doc: Any, *, text: bool = True) -> frozenset[str]:
     ``text=False`` only its keyword terms (no text analysed)."""
     prepared = prepare(doc)
     terms: set[str] = set()
-    for toks in prepared.tokens.values() if text else ():
-        terms.update(_text_term(t) for t in toks)
+    for toks in prepared.vocabulary.values() if text else ():
+        terms.update(map(_text_term, toks))
     for name, values in prepared.keywords.items():
         terms.update(_keyword_term(name, v) for v in values)
     return frozenset(terms)

@@ -74,6 +74,34 @@ What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
   where a war is named; cricket and film-review cues) tuned on it: 0.991 / 1.000 / 1.000 (the
   one left: a film review about the Iraq war, still taken for war reporting). No change on the
   other hand-written sets; IndiaPoliceEvents 0.681 -> 0.686, MUC-4 0.729 -> 0.725.
+- tests/test_tag_round8.yaml: 90 items (72 on all 28 conflicts in a news-like sub-type mix:
+  clashes, air/drone strikes, shelling and attacks on civilians first, a few rare ones; 18 hard
+  negatives: sport "battles", a price war, a defence budget, crime, a war game and film, a parade,
+  a memorial day, a cyber attack, a labour strike, an election, an epidemic and an earthquake in
+  war-affected countries), 50 of them in ar/fr/hi/he/es/ru/uk/fa/ur/pt, written blind to the
+  tagger and committed (b869832) before round 8. First run: relevance F1 0.973 (P=0.959
+  R=0.986: a cholera outbreak in Darfur, an earthquake in Mandalay and a Hindi box-office story
+  about a war film tagged; an India-Pakistan ceasefire written as the one Hindi word
+  संघर्षविराम missed), conflict-first 0.958 (keyword baseline 0.903: a drone strike on the
+  Tuapse refinery tied to no war, an AFRICOM strike in Puntland in Arabic read as Syria),
+  sub-type weighted F1 0.813 (Portuguese not covered at all; an Urdu attack on a police check
+  post, Russian "открыли огонь" at army positions and an Arabic Houthi attack on a front fell to
+  `other` instead of a clash; stone-throwing youths read as a clash, a train hijacking as
+  territory seized, jets striking missile launchers as a missile attack, a French "résidence
+  surveillée", Hebrew permanent posts, a pull-back under a truce, Arabic protesters and protesters
+  shot by security forces, a Hindi dispersal by aerial firing and "pris lundi le contrôle" missed).
+  Round 8 (Russian refinery, port and airfield towns that drones keep hitting; Puntland and
+  AFRICOM in Arabic; DGMO; the one-word Hindi ceasefire; basic Portuguese words of violence,
+  arrest and protest; Urdu clash and check-post words; Russian case forms of "positions";
+  missiles and launchers as the target of a strike count against shelling; hostage-taking and
+  hijacking wording; Arabic protester, stone-throwing and shot-by-security-forces wording; Hindi
+  aerial firing and dispersal; French résidence surveillée/garde à vue/arrestation and a weekday
+  between "pris" and "le contrôle"; troops pulling back; permanent posts; epidemic and
+  quake-magnitude cues and film/box-office words beyond English) tuned on it: 1.000 / 1.000 /
+  1.000 (keyword baseline 0.944). No change on the other hand-written sets; dev corpora
+  unchanged (BBC non-politics 1/251, IndiaPoliceEvents 0.686, InsightCrime conflict-first 0.957,
+  MUC-4 0.725; InsightCrime share tagged 0.702 -> 0.699, a report on slave-like labour and
+  disease in Peru's gold mines no longer counted).
 """
 
 from __future__ import annotations

@@ -250,6 +250,17 @@ def _padded_payloads(entries: dict[str, list[Payload]]) -> dict[str, tuple[list[
     return {pkey: _by_layer(payloads) for pkey, payloads in padded.items()}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _find_all(matcher: Any, text: str) -> list[tuple[int, int, int]]:
+    try:
+        return matcher.find_matches_as_indexes(text, overlapping=True)
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in JSON): not UTF-8, so not
+        # Rust's; U+FFFD in its place, one for one, keeps every offset
+        return matcher.find_matches_as_indexes(_SURROGATE.sub("\ufffd", text), overlapping=True)
+
+
 class _Automaton:
     """Every key of the gazetteer and the taxonomy in one Aho-Corasick automaton (Rust,
     ``ahocorasick_rs``): one call returns every overlapping match of a text, ~4x cheaper than
@@ -273,7 +284,7 @@ class _Automaton:
     def matches(self, padded_text: str) -> list[tuple[int, int, int]]:
         """(pattern index, start, end) of every match, overlapping ones included, in
         character offsets of ``padded_text``."""
-        return self._matcher.find_matches_as_indexes(padded_text, overlapping=True)
+        return _find_all(self._matcher, padded_text)
 
 
 class _WholeWords:
@@ -292,7 +303,7 @@ class _WholeWords:
     def find(self, text: str) -> list[tuple[int, int, str]]:
         found = []
         n = len(text)
-        for i, start, end in self._matcher.find_matches_as_indexes(text, overlapping=True):
+        for i, start, end in _find_all(self._matcher, text):
             if start > 0:
                 ch = text[start - 1]
                 if ch == "." or ch == "_" or ch.isalnum():

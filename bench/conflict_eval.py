@@ -102,6 +102,40 @@ What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
   unchanged (BBC non-politics 1/251, IndiaPoliceEvents 0.686, InsightCrime conflict-first 0.957,
   MUC-4 0.725; InsightCrime share tagged 0.702 -> 0.699, a report on slave-like labour and
   disease in Peru's gold mines no longer counted).
+- tests/test_tag_round9.yaml: 80 monitor-style snippets (64 on all 28 conflicts, 16 hard
+  negatives: sport "battles", derbies and cricket, a price war, the "war on drugs", a cyber
+  attack, an earthquake, a flood, a cholera vaccination drive, a rail strike, a war game and a war
+  film, a memorial, a parade, an election, a domestic killing), 51 of them in
+  ar/fr/hi/he/es/ru/uk/fa/ur/pt and, for the first time, Swahili and Turkish, written blind to the
+  tagger and committed (9c951f9) before round 9. First run: relevance F1 0.985 (P=0.970 R=1.000:
+  the death toll of earthquakes in Herat, told by a Taliban spokesman, and a French Call of Duty
+  story about the 1991 Gulf War tagged), conflict-first 0.969 (keyword baseline 0.938: Katyusha
+  rockets on Ain al-Asad in Arabic tied with Iraq, a Turkish MIT drone strike on a PKK/YPG figure
+  in Qamishli read as Turkey-PKK), sub-type weighted F1 0.795 (Swahili and Turkish not covered at
+  all: killings by armed youth, rapes by CODECO militia and the drone strike fell to `other`; a
+  Ukrainian report of CS-gas grenades read as a grenade; Hebrew permanent posts as a withdrawal; a
+  Hindi barrage shot down in mid-air as a missile attack; the RSF storming Zamzam camp as a clash;
+  the Kuriga school abduction as an attack; protesters storming Tobruk's parliament as a peaceful
+  protest; a gang alliance in French, "gang kills at least 70", a Spanish grenade and cartel
+  drones dropping explosives missed). Round 9 (basic Swahili and Turkish words for every common
+  sub-type, kill, civilian, armed-group and protest words and country names, Turkish stems with
+  "*" for the case endings; Portuguese, Spanish, Urdu and Ukrainian gaps: shelling, IEDs and
+  mines, grenades, chemical agents, sexual violence, arrests, truces, taking and retaking ground,
+  tear gas, riots, Urdu place names of the Baloch and KP insurgencies and the LoC; Turkish and
+  Urdu names of the Syrian Kurdish forces, Turkish forces, TTP and BLA, Arabic indefinite
+  "American forces"; Turkey on Damascus's side of the Syrian war against the SDF, so a Turkish
+  strike in Syria is Syria's story; the Taliban as authorities (a government spokesman, not an
+  armed group); `yields` may say `unless` and runs after every `redirect`: a barrage all shot down
+  with nobody killed is an interception, an attack where people were abducted and nobody killed an
+  abduction, a protest whose protesters torch or loot a riot (arson by protesters redirects to
+  riot; "unrest" no longer a riot word); storming parliament, gang kills, killing spree, shooting
+  residents, targeting civilians, alliance-forming and drone-dropped-explosive wording; plural
+  earthquake words at the weight of "magnitude", video-game and Gulf War cues) tuned on it:
+  1.000 / 1.000 / 1.000 (keyword baseline 0.969). No change on the other hand-written sets (round
+  7's keyword baseline 0.964 -> 0.982); dev corpora unchanged (BBC non-politics 1/251,
+  IndiaPoliceEvents 0.686, InsightCrime conflict-first 0.957, MUC-4 0.725; InsightCrime share
+  tagged 0.699 -> 0.696, a slavery-index report that mentions Haiti's earthquake no longer
+  counted).
 """
 
 from __future__ import annotations

@@ -733,11 +733,14 @@ class Tagger:
                     and event_raw[sid] > 0):
                 event_raw[to] = max(event_raw.get(to, 0.0), event_raw[sid] * 2.0)
                 event_raw[sid] *= 0.5
-            # an interception story where people died is the strike's story (ACLED codes the
-            # strike when it did harm): `yields` halves the sub-type then
+        # an interception story where people died is the strike's story (ACLED codes the
+        # strike when it did harm): `yields` halves the sub-type then; with `unless` the
+        # other way round (a barrage shot down, pupils abducted, where nobody died). After
+        # every redirect, so the order the words came in does not matter
+        for sid in list(event_raw):
             yd = self.sub_types.get(sid, {}).get("yields") or {}
-            if yd.get("when") in groups_present and any(
-                    event_raw.get(o, 0.0) > 0 for o in yd.get("to") or ()):
+            if yd.get("when") in groups_present and yd.get("unless") not in groups_present and any(
+                    event_raw.get(o, 0.0) >= EVENT_MIN_RAW for o in yd.get("to") or ()):
                 event_raw[sid] *= 0.5
 
         v = sum(_accumulate(f) * vocab_w[k] for k, f in vocab.items())

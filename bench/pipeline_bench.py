@@ -12,9 +12,9 @@ processes, and per service), peak RSS per process, and, in the same run, plain t
 single-core extraction rate on the same pages (before and after the run; the faster counts),
 with the headline ratio
 pipeline articles/s / (trafilatura articles/s x cores).
-Also plain trafilatura in one process per core at once (``ratio_to_all_cores``): on a machine
-whose cores do not add up (two busy vCPUs gave 1.6-1.75x one here), that is the ceiling the
-pipeline's extraction really shares.
+Also plain trafilatura in one process per core at once (``ratio_to_all_cores``): what the
+cores really give together, the ceiling the pipeline's extraction shares (on this shared VM two
+busy vCPUs gave between 1.6x and 2.05x one, depending on the hour).
 
     .venv/bin/python bench/pipeline_bench.py --articles 400 --feeds 20          # throughput
     .venv/bin/python bench/pipeline_bench.py --articles 200 --feeds 20 --rate 5 # latency at a steady rate

@@ -45,17 +45,23 @@ sys.path.insert(0, str(ROOT))
 from tests.feedworld import FeedWorld, load_pages, process_tree, start_up  # noqa: E402
 
 
+# A child process's start: the same pages as the pipeline serves, decoded as a str each.
+_LOAD_PAGES = (
+    "import sys, time, trafilatura\n"
+    "from pathlib import Path\n"
+    f"sys.path.insert(0, {str(ROOT)!r})\n"
+    "from tests.feedworld import load_pages\n"
+    "pages=[p.decode('utf-8','replace') for p in load_pages(Path(sys.argv[1]))]\n"
+)
+
+
 def trafilatura_rate() -> float:
     """Plain trafilatura.extract, one core, in a child process so nothing else shares it."""
     code = (
-        "import sys, time, trafilatura\n"
-        "from pathlib import Path\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from tests.feedworld import load_pages\n"
-        "pages=[p.decode('utf-8','replace') for p in load_pages(Path(sys.argv[1]))]\n"
-        "t=time.process_time()\n"
-        "for p in pages: trafilatura.extract(p)\n"
-        "print(len(pages)/(time.process_time()-t))\n"
+        _LOAD_PAGES
+        + "t=time.process_time()\n"
+        + "for p in pages: trafilatura.extract(p)\n"
+        + "print(len(pages)/(time.process_time()-t))\n"
     )
     done = subprocess.run([sys.executable, "-c", code, str(DATA)],
                           capture_output=True, text=True, check=True)
@@ -64,17 +70,13 @@ def trafilatura_rate() -> float:
 
 def trafilatura_parallel_rate(workers: int) -> float:
     """Plain trafilatura.extract in ``workers`` processes at once, pages per wall second: what
-    this machine's cores really give together (two busy vCPUs are not twice one)."""
+    this machine's cores really give together (two busy vCPUs are not always twice one)."""
     start_at = time.time() + 4.0  # every child has loaded its pages by then
     code = (
-        "import sys, time, trafilatura\n"
-        "from pathlib import Path\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from tests.feedworld import load_pages\n"
-        "pages=[p.decode('utf-8','replace') for p in load_pages(Path(sys.argv[1]))]\n"
-        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
-        "for p in pages: trafilatura.extract(p)\n"
-        "print(len(pages), time.time())\n"
+        _LOAD_PAGES
+        + "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        + "for p in pages: trafilatura.extract(p)\n"
+        + "print(len(pages), time.time())\n"
     )
     children = [subprocess.Popen([sys.executable, "-c", code, str(DATA), str(start_at)],
                                  stdout=subprocess.PIPE, text=True) for _ in range(workers)]

@@ -168,7 +168,9 @@ ROUND6_SET = ROOT / "tests" / "test_tag_round6.yaml"  # less-reported wars + neg
 ROUND7_SET = ROOT / "tests" / "test_tag_round7.yaml"  # every conflict + negatives, before round 7
 ROUND8_SET = ROOT / "tests" / "test_tag_round8.yaml"  # news-like sub-type mix, before round 8
 ROUND9_SET = ROOT / "tests" / "test_tag_round9.yaml"  # monitor-style snippets, before round 9
-ROUNDS = {"round6": ROUND6_SET, "round7": ROUND7_SET, "round8": ROUND8_SET, "round9": ROUND9_SET}
+ROUND10_SET = ROOT / "tests" / "test_tag_round10.yaml"  # unusual wording, 15 languages, before round 10
+ROUNDS = {"round6": ROUND6_SET, "round7": ROUND7_SET, "round8": ROUND8_SET, "round9": ROUND9_SET,
+          "round10": ROUND10_SET}
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 

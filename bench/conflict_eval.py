@@ -136,6 +136,26 @@ What each set's labels allow (read ../shared/data/conflict-dev/*/ first):
   IndiaPoliceEvents 0.686, InsightCrime conflict-first 0.957, MUC-4 0.725; InsightCrime share
   tagged 0.699 -> 0.696, a slavery-index report that mentions Haiti's earthquake no longer
   counted).
+- round 10 (tests/test_tag_round10.yaml, 70 items in 15 languages, first Amharic, Burmese and
+  Somali). First run: relevance F1 0.937 (P=0.945 R=0.929), conflict-first 0.929 (keyword
+  baseline 0.821), sub-type weighted F1 0.813. Misses: Amharic and Burmese not recognised at all
+  (Burmese has no spaces between words, so whole-word keys cannot match without a tokeniser; left
+  as is), Tobruk protesters storming parliament and an Urdu police dispersal of a Baloch sit-in in
+  Quetta not related, gunmen who "whisk away" schoolgirls as an attack, a Portuguese beheading as
+  `other`, a Mexican navy arms seizure as an IED, FARC drones "cargados de explosivos" as a clash,
+  a motorcycle bomb killing civilians as an attack; false positives: a plane crash in Badakhshan,
+  a Hebrew story on the TV series Fauda, a Spanish "guerra de opas". Round 10 (data only): Amharic
+  words for fighting/clash/armed men, Gondar/Gojjam/Wollo/Amhara/Bahir Dar and the ENDF's Amharic
+  name; Tobruk/Benghazi for Libya; the Baloch Yakjehti Committee and Mahrang Baloch for Pakistan;
+  "whisk(ed) away"/"carted off" as abduction; Portuguese/Spanish "decapit*"/"degolad*"; motorcycle,
+  roadside bomb and "bomb explodes" wording for IEDs; "un arsenal", cartridges, Spanish seizure
+  wording; "drones cargados de explosivos"; non-conflict cues for plane crashes, takeover bids
+  (OPA, hostile bid) and TV series (Netflix, season, filming). After: 0.991 (P=1.000 R=0.982) /
+  0.982 (baseline 0.875) / 0.899; still missed: Burmese, the motorcycle bomb (attack outranks IED
+  when civilians die), a roadside bomb on soldiers as a clash, a Somali retaking of ground, the
+  White Army overrunning a garrison, a French bus hijacking. Other hand-written sets unchanged;
+  dev: BBC non-politics 1/251, IndiaPoliceEvents 0.686, InsightCrime conflict-first 0.957 (share
+  tagged 0.696 -> 0.687), MUC-4 0.725 -> 0.727.
 """
 
 from __future__ import annotations

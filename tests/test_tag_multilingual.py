@@ -26,6 +26,7 @@ ROUND6_SET = ROOT / "tests" / "test_tag_round6.yaml"
 ROUND7_SET = ROOT / "tests" / "test_tag_round7.yaml"
 ROUND8_SET = ROOT / "tests" / "test_tag_round8.yaml"
 ROUND9_SET = ROOT / "tests" / "test_tag_round9.yaml"
+ROUND10_SET = ROOT / "tests" / "test_tag_round10.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,10 @@ def test_multilingual_set_quality_floor(tagger: Tagger) -> None:
 
 
 @pytest.mark.parametrize("path", [MULTILINGUAL_BLIND_SET, ARTICLES_SET, SHORT_SET, WARS_SET, HEADLINES2_SET,
-                                  HEADLINES3_SET, ROUND6_SET, ROUND7_SET, ROUND8_SET, ROUND9_SET],
+                                  HEADLINES3_SET, ROUND6_SET, ROUND7_SET, ROUND8_SET, ROUND9_SET,
+                                  ROUND10_SET],
                          ids=["blind", "articles", "short", "wars", "headlines2", "headlines3", "round6",
-                              "round7", "round8", "round9"])
+                              "round7", "round8", "round9", "round10"])
 def test_later_multilingual_sets_quality_floor(tagger: Tagger, path: Path) -> None:
     # written after a tuning round each; floors a little under their first-run scores
     relevance, first, event = _score(tagger, path)

@@ -250,6 +250,11 @@ def _padded_payloads(entries: dict[str, list[Payload]]) -> dict[str, tuple[list[
     return {pkey: _by_layer(payloads) for pkey, payloads in padded.items()}
 
 
+def _joined(a: tuple[list[Payload], ...], b: tuple[list[Payload], ...]) -> tuple[list[Payload], ...]:
+    """Two hits' payloads by layer, as one hit's."""
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -274,8 +279,7 @@ class _Automaton:
             for pkey, by_layer in padded.items():
                 prev = merged.get(pkey)
                 # the same words in both (a term "Gaza" and the city): evidence of each kind
-                merged[pkey] = by_layer if prev is None else tuple(
-                    a + b for a, b in zip(prev, by_layer, strict=True))
+                merged[pkey] = by_layer if prev is None else _joined(prev, by_layer)
         patterns = list(merged)
         self.values = [(p.strip(), len(p) - len(p.lstrip(" ")), len(p) - len(p.rstrip(" ")),
                         merged[p]) for p in patterns]
@@ -515,7 +519,7 @@ class Tagger:
         def put(start: int, end: int, key: str, by_layer: tuple[list[Payload], ...]) -> None:
             prev = merged.get((start, end))
             if prev is not None:  # one key padded two ways, or an acronym on a name's place
-                by_layer = tuple(a + b for a, b in zip(prev[3], by_layer, strict=True))
+                by_layer = _joined(prev[3], by_layer)
             merged[(start, end)] = (start, end, key, by_layer)
 
         values = self._automaton.values
@@ -530,10 +534,7 @@ class Tagger:
                     j -= 1
                 if j > 0 and _is_word_char(norm[j - 1]):
                     continue
-            if (start, end) in merged:  # one key padded two ways (exact and prefix)
-                put(start, end, key, by_layer)
-            else:
-                merged[(start, end)] = (start, end, key, by_layer)
+            put(start, end, key, by_layer)
         # case-sensitive acronyms on the original text, unless the whole text is capitals
         if self._acronyms is not None and not _mostly_upper(doc):
             for s, e, surface in self._acronyms.find(doc):

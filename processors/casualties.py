@@ -116,6 +116,9 @@ _OTHER = [
     # Persian
     ("killed", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:کشته|شهید|جان باختند|جان خود را از دست)")),
     ("injured", re.compile(rf"{D} (?:\S+ ){{0,3}}?(?:زخمی|مجروح)")),
+    # Burmese: number, the classifier for people (ဦး), then the verb ("၃ ဦး သေဆုံး")
+    ("killed", re.compile(rf"{D} ?ဦး ?(?:\S+ )?(?:သေဆုံး|ကျဆုံး|အသက်ဆုံးရှုံး)")),
+    ("injured", re.compile(rf"{D} ?ဦး ?(?:\S+ )?ဒဏ်ရာ")),
 ]
 # a pattern is only tried on a sentence holding one of its needles (lower-cased): the number
 # alternatives are costly to try at every position of every sentence
@@ -137,6 +140,7 @@ _NEEDLES = [
     ("погиб", "убит", "загин", "вбит"), ("ранен", "пострада", "поранен"),
     ("погиб", "убит", "загин", "вбит"), ("ранен", "пострада", "поранен", "постражд"),
     ("کشته", "شهید", "جان"), ("زخمی", "مجروح"),
+    ("သေဆုံး", "ကျဆုံး", "ဆုံးရှုံး"), ("ဒဏ်ရာ",),
 ]  # fmt: skip
 _ALL_NEEDLES = tuple(sorted({n for needles in _NEEDLES for n in needles}))
 _DIGIT = re.compile(r"\d")
@@ -150,7 +154,7 @@ SCAN_SENTENCES = 40
 _HAS_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                          r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|dozen|scores|"
                          r"hundreds|thousands|several|a number)|teen\b|" + _ML_ALT, re.I)
-_BREAK = re.compile(r"[.!?।؟]+[\"”’')]*\s+|\n+")
+_BREAK = re.compile(r"[.!?।؟]+[\"”’')]*\s+|[။።]+\s*|\n+")  # Burmese, Ethiopic full stops need no space
 _ABBREV = {"jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec", "mr", "mrs",
            "ms", "dr", "gen", "col", "lt", "sgt", "capt", "sen", "rep", "gov", "st", "no", "vs",
            "u.s", "u.k", "u.n", "jr", "sr", "inc", "co", "corp", "approx", "est"}

@@ -45,6 +45,10 @@ _LAYERS = (_ENTITY_KINDS, frozenset({K_EVENT}), frozenset({K_GROUP}), frozenset(
 PREFIX = 1  # a trailing "*": the match may run on into the word
 CLITIC = 2  # Arabic/Hebrew: one-letter prefixes (و ال ב ה ...) may be glued on the left
 ACRONYM = 4  # a case-sensitive acronym ("PDF", "RSF"): counts only with context (see _in_context)
+UNSPACED = 8  # Burmese, Thai, Khmer, Lao: no spaces between words, so no boundary to require
+# scripts written without spaces between words: their keys match anywhere, as dictionary
+# segmenters for these languages do (keys are whole words or phrases, not single syllables)
+_UNSPACED_SCRIPTS = frozenset({"MYANMAR", "THAI", "KHMER", "LAO"})
 
 # --- weights (tuned on the dev sets and the hand-written eval set; see bench/conflict_eval.py) --
 W_ALIAS = 4.0
@@ -93,6 +97,7 @@ _FOLD = {
 _PUNCT = (
     "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\t\n\r\x0b\x0c\xa0\xab\xbb\xb7\u060c\u061b\u061f\u0964\u0965"
     "\u05be\u05f3\u05f4\u066a\u066b\u066c\u06d4\u3000\u30fb\ufeff"
+    "\u104a\u104b\u1361\u1362\u1363\u1364\u1365\u1366\u1367\u1368"  # Burmese, Ethiopic
     + "".join(chr(c) for c in range(0x2000, 0x2070) if chr(c) not in "\u200c\u200d\u200e\u200f")
 )
 _ONE_TO_ONE = str.maketrans({**_FOLD, **{c: " " for c in _PUNCT}})
@@ -192,11 +197,19 @@ def _key(surface: str) -> tuple[str, int]:
         flags |= PREFIX  # case endings: Херсон -> Херсона, Херсоне
     elif script == "DEVANAGARI" and len(key) >= 5 and " " not in key:
         flags |= PREFIX  # plural/oblique endings: मिसाइल -> मिसाइलें, मिसाइलों
+    elif script in _UNSPACED_SCRIPTS:
+        flags |= UNSPACED
     return key, flags
+
+
+def _unspaced(key: str) -> bool:
+    return gazetteer.script_of(key) in _UNSPACED_SCRIPTS
 
 
 def _padded(key: str, flags: int) -> str:
     """The automaton key: spaces mark the word boundaries the entry needs."""
+    if flags & UNSPACED:
+        return key
     left = "" if flags & CLITIC else " "
     right = "" if flags & PREFIX else " "
     return f"{left}{key}{right}"
@@ -281,8 +294,9 @@ class _Automaton:
                 # the same words in both (a term "Gaza" and the city): evidence of each kind
                 merged[pkey] = by_layer if prev is None else _joined(prev, by_layer)
         patterns = list(merged)
+        # (key, left pad, right pad, payloads, check the left edge for glued clitics)
         self.values = [(p.strip(), len(p) - len(p.lstrip(" ")), len(p) - len(p.rstrip(" ")),
-                        merged[p]) for p in patterns]
+                        merged[p], p[:1] != " " and not _unspaced(p)) for p in patterns]
         self._matcher = ahocorasick_rs.AhoCorasick(patterns)
 
     def matches(self, padded_text: str) -> list[tuple[int, int, int]]:
@@ -524,11 +538,11 @@ class Tagger:
 
         values = self._automaton.values
         for index_, _start, end_idx in self._automaton.matches(padded):
-            key, lpad, rpad, by_layer = values[index_]
+            key, _lpad, rpad, by_layer, clitic_edge = values[index_]
             # positions in `norm`: the padded text has one extra leading space
             end = end_idx - 1 - rpad  # exclusive end in norm coordinates
             start = end - len(key)
-            if not lpad:  # Arabic/Hebrew: up to three glued one-letter prefixes, then a boundary
+            if clitic_edge:  # Arabic/Hebrew: up to three glued one-letter prefixes, then a boundary
                 j = start
                 while j > 0 and start - j < 3 and norm[j - 1] in clitics:
                     j -= 1

@@ -159,6 +159,20 @@ def test_short_hebrew_words_do_not_match_inside_longer_ones(tagger: Tagger) -> N
     assert "IN" not in tags.countries
 
 
+def test_burmese_is_matched_without_spaces_between_words(tagger: Tagger) -> None:
+    # Burmese writes no space between words: "the junta's troops" + "with artillery" + "Rakhine
+    # State" are glued together, and none of these keys is a whole space-delimited word
+    text = ("စစ်ကောင်စီတပ်က လက်နက်ကြီးဖြင့်ပစ်ခတ်မှုကြောင့် ရခိုင်ပြည်နယ်ကျောက်တော်မြို့နယ်ရှိ"
+            "ကျေးရွာတစ်ရွာတွင် ဒေသခံ ၃ ဦး သေဆုံးပြီး ၅ ဦး ဒဏ်ရာရရှိခဲ့သည်။")
+    tags = tagger.tag(None, text)
+    assert tags.conflict_related and tags.conflicts[0].id == "myanmar"
+    assert tags.event_types[0].id == "shelling_artillery_missile_attack"
+    assert "Myanmar military (Tatmadaw)" in tags.actors
+    assert tags.casualties is not None and (tags.casualties.killed, tags.casualties.injured) == (3, 5)
+    # the same words in a Latin-script story still need their word boundaries
+    assert not tagger.tag(None, "Shanghai's Sagaingly market rallied").conflict_related
+
+
 def test_actor_aliases_resolve_to_canonical_names(tagger: Tagger) -> None:
     text = ("The IRGC and Iranian-backed militias were blamed. Later Ansar Allah claimed the "
             "attack, while Daesh and al-Shabab were not involved. Wagner mercenaries, now the "

@@ -189,8 +189,9 @@ ROUND7_SET = ROOT / "tests" / "test_tag_round7.yaml"  # every conflict + negativ
 ROUND8_SET = ROOT / "tests" / "test_tag_round8.yaml"  # news-like sub-type mix, before round 8
 ROUND9_SET = ROOT / "tests" / "test_tag_round9.yaml"  # monitor-style snippets, before round 9
 ROUND10_SET = ROOT / "tests" / "test_tag_round10.yaml"  # unusual wording, 15 languages, before round 10
+ROUND11_SET = ROOT / "tests" / "test_tag_round11.yaml"  # every sub-type twice, 16 languages, before round 11
 ROUNDS = {"round6": ROUND6_SET, "round7": ROUND7_SET, "round8": ROUND8_SET, "round9": ROUND9_SET,
-          "round10": ROUND10_SET}
+          "round10": ROUND10_SET, "round11": ROUND11_SET}
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 

@@ -173,6 +173,20 @@ def test_burmese_is_matched_without_spaces_between_words(tagger: Tagger) -> None
     assert not tagger.tag(None, "Shanghai's Sagaingly market rallied").conflict_related
 
 
+@pytest.mark.parametrize(("headline", "event"), [
+    ("Police shot dead three protesters in Nairobi as demonstrations turned deadly",
+     "excessive_force_against_protesters"),
+    ("Troops fired live rounds at protesters in Khartoum, killing four",
+     "excessive_force_against_protesters"),
+    # a protest ABOUT a killing or a crackdown is still a peaceful protest
+    ("Thousands protest killing of teenager by police in Paris", "peaceful_protest"),
+    ("Protesters rally against government crackdown on media in Tbilisi", "peaceful_protest"),
+])
+def test_protesters_killed_by_the_state_is_excessive_force(tagger: Tagger, headline: str,
+                                                           event: str) -> None:
+    assert tagger.tag(headline, "").event_types[0].id == event
+
+
 def test_actor_aliases_resolve_to_canonical_names(tagger: Tagger) -> None:
     text = ("The IRGC and Iranian-backed militias were blamed. Later Ansar Allah claimed the "
             "attack, while Daesh and al-Shabab were not involved. Wagner mercenaries, now the "

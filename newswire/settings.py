@@ -150,6 +150,9 @@ class WebSettings(BaseModel):
 class ProcessSettings(BaseModel):
     workers: int = Field(0, ge=0, description="extraction processes; 0 = one per core")
     fetch_concurrency: int = Field(32, ge=1, description="article fetches in flight")
+    stuck_after: float = Field(
+        300.0, gt=0, description="seconds after which an entry still in flight is logged with "
+        "where it waits (every fetch hop and retry has its own timeout, so this means a hang)")
 
 
 class DeadLetterSettings(BaseModel):

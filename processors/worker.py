@@ -14,13 +14,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import faust
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from pydantic import ValidationError
 
 from newswire import runtime
@@ -63,6 +64,10 @@ POOL_CRASHES = Counter("newswire_processor_pool_crashes_total",
                        "'page' = a page that killed its own process too, given up", ["what"])
 ARCHIVE_FAILURES = Counter("newswire_page_archive_failures_total",
                            "Pages enriched but not archived (disk full, read-only...)")
+STUCK = Counter("newswire_processor_stuck_total",
+                "Entries still in flight after process.stuck_after seconds (each counted once)")
+OLDEST = Gauge("newswire_processor_oldest_in_flight_seconds",
+               "Age of the oldest entry in flight in this worker")
 HALTS = Counter("newswire_processor_halts_total",
                 "Stops because too many recent entries would be dead-lettered")
 
@@ -88,6 +93,22 @@ WARM_PAGE = (
       b"and aid groups asked both sides to open a corridor for civilians.</p>" * 12
     + b"</article></body></html>"
 )
+
+
+def awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: its chain of awaits, outermost first ("file:line function").
+    ``Task.get_stack`` gives one frame for a suspended coroutine; this follows ``cr_await``."""
+    out: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(out) < 30:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) \
+            or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} "
+                       f"{frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) \
+            or getattr(coro, "ag_await", None)
+    return out
 
 
 def warm_up() -> Enriched:
@@ -355,6 +376,27 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         # acked, so it is read again after the restart.
         slots = asyncio.Semaphore(settings.process.fetch_concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        since: dict[asyncio.Task[None], float] = {}
+
+        async def watch() -> None:
+            # Every hop of an entry has its own timeout, so one in flight much longer than
+            # that waits where it should not (and holds back its partition's commits): say
+            # where, once, instead of leaving a silent lag to guess about.
+            limit = settings.process.stuck_after
+            reported: set[asyncio.Task[None]] = set()
+            while True:
+                await asyncio.sleep(min(15.0, limit / 4))
+                now = time.monotonic()
+                OLDEST.set(now - min(since.values(), default=now))
+                reported &= since.keys()
+                for task, started in list(since.items()):
+                    if now - started > limit and task not in reported:
+                        reported.add(task)
+                        STUCK.inc()
+                        log.warning("entry in flight for %.0fs, waiting at: %s",
+                                    now - started, " <- ".join(reversed(awaiting(task))))
+
+        watcher = asyncio.create_task(watch())
 
         async def run(event: faust.EventT) -> None:
             message = event.message
@@ -378,8 +420,11 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
                 acks.track(event.message.tp, event.message.offset, event)
                 task = asyncio.create_task(run(event))
                 tasks.add(task)
+                since[task] = time.monotonic()
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(since.pop)
         finally:
+            watcher.cancel()
             for task in tasks:
                 task.cancel()
 

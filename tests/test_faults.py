@@ -406,7 +406,8 @@ def test_stalling_and_lying_servers_do_not_stall_the_rest(
     n = 80
     # The hostile pages live on another host (127.0.0.2): politeness is per host by design.
     with FeedWorld(pages, n, feeds=8, hostile=HOSTILE_PATHS, hostile_host="127.0.0.2") as world:
-        pipe = make_pipeline(world, env={"NEWSWIRE_FETCH__TIMEOUT": "5"})
+        pipe = make_pipeline(world, env={"NEWSWIRE_FETCH__TIMEOUT": "5",
+                                         "NEWSWIRE_PROCESS__STUCK_AFTER": "4"})
         pipe.start()
         pipe.all_arrived_once(n, entries=n + len(HOSTILE_PATHS))
         letters = pipe.wait(lambda: (d := pipe.dead_letters("process")) and len(d) >= 5 and d,
@@ -423,6 +424,11 @@ def test_stalling_and_lying_servers_do_not_stall_the_rest(
                    for p in HOSTILE_PATHS)
         status = pipe.status()
         assert status is not None and status["dead_letters"]["process"] == 5
+        # the slow page is tried three times for 5 s each: the processor's watchdog said where
+        # that entry waited (the fetch), as it would for a real hang
+        stuck = [line for line in pipe.log.read_text(errors="replace").splitlines()
+                 if "entry in flight for" in line]
+        assert stuck and any("http.py" in line and "worker.py" in line for line in stuck), stuck
         pipe.stop()
         assert_nothing_left(pipe)
 

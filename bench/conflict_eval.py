@@ -190,8 +190,9 @@ ROUND8_SET = ROOT / "tests" / "test_tag_round8.yaml"  # news-like sub-type mix, 
 ROUND9_SET = ROOT / "tests" / "test_tag_round9.yaml"  # monitor-style snippets, before round 9
 ROUND10_SET = ROOT / "tests" / "test_tag_round10.yaml"  # unusual wording, 15 languages, before round 10
 ROUND11_SET = ROOT / "tests" / "test_tag_round11.yaml"  # every sub-type twice, 16 languages, before round 11
+ROUND12_SET = ROOT / "tests" / "test_tag_round12.yaml"  # 30 full-length stories, 13 languages, before round 12
 ROUNDS = {"round6": ROUND6_SET, "round7": ROUND7_SET, "round8": ROUND8_SET, "round9": ROUND9_SET,
-          "round10": ROUND10_SET, "round11": ROUND11_SET}
+          "round10": ROUND10_SET, "round11": ROUND11_SET, "round12": ROUND12_SET}
 
 from processors.tag import K_ACTOR, K_ALIAS, K_TERM, Tagger  # noqa: E402
 

@@ -294,9 +294,9 @@ class _Automaton:
                 # the same words in both (a term "Gaza" and the city): evidence of each kind
                 merged[pkey] = by_layer if prev is None else _joined(prev, by_layer)
         patterns = list(merged)
-        # (key, left pad, right pad, payloads, check the left edge for glued clitics)
-        self.values = [(p.strip(), len(p) - len(p.lstrip(" ")), len(p) - len(p.rstrip(" ")),
-                        merged[p], p[:1] != " " and not _unspaced(p)) for p in patterns]
+        # (key, right pad, payloads, check the left edge for glued clitics)
+        self.values = [(p.strip(), len(p) - len(p.rstrip(" ")), merged[p],
+                        p[:1] != " " and not _unspaced(p)) for p in patterns]
         self._matcher = ahocorasick_rs.AhoCorasick(patterns)
 
     def matches(self, padded_text: str) -> list[tuple[int, int, int]]:
@@ -538,7 +538,7 @@ class Tagger:
 
         values = self._automaton.values
         for index_, _start, end_idx in self._automaton.matches(padded):
-            key, _lpad, rpad, by_layer, clitic_edge = values[index_]
+            key, rpad, by_layer, clitic_edge = values[index_]
             # positions in `norm`: the padded text has one extra leading space
             end = end_idx - 1 - rpad  # exclusive end in norm coordinates
             start = end - len(key)

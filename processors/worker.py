@@ -375,8 +375,7 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
         # earlier entry of its partition was too. Work cancelled by a shutdown is never
         # acked, so it is read again after the restart.
         slots = asyncio.Semaphore(settings.process.fetch_concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-        since: dict[asyncio.Task[None], float] = {}
+        since: dict[asyncio.Task[None], float] = {}  # the tasks in flight, and when they began
 
         async def watch() -> None:
             # Every hop of an entry has its own timeout, so one in flight much longer than
@@ -419,13 +418,11 @@ def build_app(settings: Settings, processor: Processor) -> faust.App:
                 await slots.acquire()
                 acks.track(event.message.tp, event.message.offset, event)
                 task = asyncio.create_task(run(event))
-                tasks.add(task)
                 since[task] = time.monotonic()
-                task.add_done_callback(tasks.discard)
                 task.add_done_callback(since.pop)
         finally:
             watcher.cancel()
-            for task in tasks:
+            for task in list(since):
                 task.cancel()
 
     try:  # alerts are matched in the same worker, in-stream

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import http.cookiejar
 import ipaddress
 import logging
+import select
 import socket
 import ssl
 import time
@@ -36,8 +38,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+import httpcore
+import httpx
 
 from newswire.hostlimit import MAX_HOLD, HostLimiter, HostOnHold, lease_ttl, limits_path
 from newswire.settings import FetchSettings
@@ -160,75 +162,134 @@ class AddressPolicy:
         return why
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves, and refuses a host if any address it resolves to is refused.
+def _readable(sock: socket.socket | None) -> bool:
+    """Would a read return at once (data, or the end a server that closed sends)? A socket
+    that is gone counts as readable, so the connection is dropped."""
+    fd = None if sock is None else sock.fileno()
+    if fd is None or fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
-    aiohttp opens the socket to an address this resolver returned, so the check and the
-    connection use the very same IP: a second DNS answer (rebinding) never gets a say. IP
-    literals never reach a resolver; :meth:`Fetcher._check_url` checks those.
+
+class _SocketInfoStream(httpcore.AsyncNetworkStream):
+    """An anyio stream whose raw socket is looked up once.
+
+    httpcore asks every pooled connection ``get_extra_info("is_readable")`` on every request
+    (to drop connections the server closed); anyio answers by building its whole attribute
+    table each time. With tens of connections to busy hosts that was a quarter of the
+    processor's event-loop CPU (py-spy, pipeline bench)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: Any = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _SocketInfoStream(
+            await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def _raw_socket(self) -> Any:
+        if self._socket is None:
+            self._socket = self._inner.get_extra_info("socket")
+        return self._socket
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "socket":
+            return self._raw_socket()
+        if info == "is_readable":
+            return _readable(self._raw_socket())
+        return self._inner.get_extra_info(info)
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks every resolved address, then connects to a checked address.
+
+    Because the check happens in the connection step itself, the socket goes to the very IP
+    that passed the check: a second DNS answer (rebinding) never gets a say.
     """
 
     def __init__(self, policy: AddressPolicy) -> None:
+        self._inner = httpcore.AnyIOBackend()
         self._policy = policy
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def _addresses(self, host: str, port: int) -> list[str]:
         literal = _ip_literal(host)
         if literal is not None:
-            answers = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET,
-                        str(literal))]
-        else:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                               family=family)
-            except (socket.gaierror, UnicodeError) as exc:
-                raise _DnsError(f"cannot resolve {host}: {exc}") from exc
-            answers = []
-            for fam, _type, _proto, _canon, sockaddr in infos:
-                address = str(sockaddr[0]).split("%", 1)[0]
-                if (fam, address) not in answers:
-                    answers.append((fam, address))
-            if not answers:
-                raise _DnsError(f"no address for {host}")
+            return [str(literal)]
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise _DnsError(f"cannot resolve {host}: {exc}") from exc
+        seen: list[str] = []
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            address = str(sockaddr[0]).split("%", 1)[0]
+            if address not in seen:
+                seen.append(address)
+        if not seen:
+            raise _DnsError(f"no address for {host}")
+        return seen
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._addresses(host, port)
         # Refuse the host if ANY answer is refused: a mixed answer is a rebinding attempt.
-        for _fam, address in answers:
+        for address in addresses:
             why = self._policy.refuses(ipaddress.ip_address(address))
             if why:
                 raise BlockedAddress(f"{host} resolves to {address} ({why})")
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST) for fam, address in answers]
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return _SocketInfoStream(await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                ))
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
 
-    async def close(self) -> None:
-        pass
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddress("unix sockets are never fetched")
 
-
-def guarded_session(policy: AddressPolicy, *, limit: int, user_agent: str,
-                    timeout: aiohttp.ClientTimeout, headers: dict[str, str] | None = None,
-                    **options: Any) -> aiohttp.ClientSession:
-    """An aiohttp client whose every connection goes through :class:`GuardedResolver` (call
-    it inside the running loop). aiohttp rather than httpx: reading a 370 KB page costs it a
-    seventh of the CPU (its HTTP parser is C), and the processor reads one per article.
-    The caller checks IP literals (:meth:`AddressPolicy.refuses`): they skip the resolver."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=30.0,
-                                     resolver=GuardedResolver(policy), ssl=_ssl_context())
-    return aiohttp.ClientSession(
-        connector=connector, headers={"User-Agent": user_agent, **(headers or {})},
-        # No cookies: one client serves thousands of hosts for months, and a jar would grow
-        # without bound (and carry tracking state between requests).
-        cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout, trust_env=False,
-        # real sites send long Content-Security-Policy and Set-Cookie headers
-        max_line_size=65_536, max_field_size=65_536, **options)
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
-def _ssl_context() -> ssl.SSLContext:
-    """Certificates checked against Mozilla's bundle (certifi) when installed, else the
-    system's: a slim container image may ship without system CA files."""
-    try:
-        import certifi
-    except ImportError:  # pragma: no cover - certifi is a dependency
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, policy: AddressPolicy, max_connections: int) -> None:
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections, keepalive_expiry=30.0)
+        super().__init__(limits=limits, trust_env=False)
+        # httpx builds its connection pool without a way to name the network backend; we
+        # rebuild it with the same options plus our guarded backend.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            network_backend=GuardedNetworkBackend(policy),
+        )
 
 
 # --- decoding with an output cap --------------------------------------------------------------
@@ -307,15 +368,6 @@ class _CappedDecoder:
 
     def body(self) -> bytes:
         return b"".join(self.parts)
-
-
-def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
-    """Response headers by lower-case name; a repeated header's values joined by ", "."""
-    out: dict[str, str] = {}
-    for name, value in response.headers.items():
-        key = name.lower()
-        out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
 
 
 def accept_encoding() -> str:
@@ -448,8 +500,17 @@ class Fetcher:
             settings.allow_private_networks,
             tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks),
         )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._client = httpx.AsyncClient(
+            transport=GuardedTransport(self.policy, max_connections),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(settings.timeout),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": accept_encoding()},
+            # No cookies: one client serves thousands of hosts for months, and a jar would
+            # grow without bound (and carry tracking state between fetches).
+            cookies=http.cookiejar.CookieJar(
+                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+        )
         self._gates: dict[str, _HostGate] = {}
         self._robots: dict[str, _Robots] = {}
         self._robots_pending: dict[str, asyncio.Future[_Robots]] = {}
@@ -462,20 +523,9 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._client.aclose()
         if self.limiter is not None:  # its thread may wait on another process's lock
             await asyncio.to_thread(self.limiter.close)
-
-    def _client(self) -> aiohttp.ClientSession:
-        """The HTTP client, made on first use: an aiohttp session belongs to the running loop."""
-        if self._session is None:
-            self._session = guarded_session(
-                self.policy, limit=self._max_connections, user_agent=self.settings.user_agent,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.timeout),
-                headers={"Accept-Encoding": accept_encoding()},
-                auto_decompress=False)  # _CappedDecoder decodes, counting against the cap
-        return self._session
 
     # -- public ------------------------------------------------------------------------------
 
@@ -516,20 +566,18 @@ class Fetcher:
                            retry_after=exc.seconds, on_hold=True)
         except _FetchProblem as exc:
             return self._failed(url, state, trail, started, exc.reason, str(exc))
-        except TimeoutError as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             return self._failed(url, state, trail, started, "timeout",
                                 f"no complete answer within {self.settings.timeout:g}s ({exc!r})")
-        except aiohttp.InvalidURL as exc:
-            return self._failed(url, state, trail, started, "bad_url", f"bad URL: {exc}")
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            return self._failed(url, state, trail, started, "tls_error", str(exc) or repr(exc))
-        except aiohttp.ClientConnectorError as exc:
-            return self._failed(url, state, trail, started, "connect_error", str(exc))
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                aiohttp.ClientResponseError) as exc:
-            return self._failed(url, state, trail, started, "protocol_error",
-                                str(exc) or repr(exc))
-        except (aiohttp.ClientError, OSError) as exc:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return self._failed(url, state, trail, started, "bad_url", str(exc))
+        except httpx.ConnectError as exc:
+            text = str(exc)
+            reason = "tls_error" if "SSL" in text or "certificate" in text else "connect_error"
+            return self._failed(url, state, trail, started, reason, text)
+        except (httpx.RemoteProtocolError, httpx.LocalProtocolError) as exc:
+            return self._failed(url, state, trail, started, "protocol_error", str(exc))
+        except (httpx.TransportError, OSError) as exc:
             return self._failed(url, state, trail, started, "network_error", str(exc) or repr(exc))
         except Exception as exc:  # a server found a way we did not foresee: still a value
             log.exception("fetch failed unexpectedly url=%s", url)
@@ -539,14 +587,17 @@ class Fetcher:
                     started: float) -> FetchResult:
         _scheme, host = self._check_url(url)
         async with self._gate(host).slot(), asyncio.timeout(self.settings.timeout):
-            async with self._client().post(url, data=data, allow_redirects=False) as response:
-                status = response.status
-                headers = _headers(response)
+            response = await self._client.send(
+                self._client.build_request("POST", url, data=data), stream=True)
+            try:
+                headers = {k.lower(): v for k, v in response.headers.items()}
                 body = await self._read_body(response, headers, 65_536)
-        reason = status_reason(status)
-        return FetchResult(url=url, final_url=url, status=status, headers=headers,
+            finally:
+                await response.aclose()
+        reason = status_reason(response.status_code)
+        return FetchResult(url=url, final_url=url, status=response.status_code, headers=headers,
                            body=body, reason=reason,
-                           error=None if reason is None else f"HTTP {status}",
+                           error=None if reason is None else f"HTTP {response.status_code}",
                            elapsed=time.monotonic() - started,
                            retry_after=parse_retry_after(headers.get("retry-after")))
 
@@ -612,10 +663,11 @@ class Fetcher:
             async with self._gate(host).slot():
                 hop_started = time.monotonic()
                 async with asyncio.timeout(max(0.001, budget)):
-                    async with self._client().get(current, headers=headers,
-                                                  allow_redirects=False) as response:
-                        status = response.status
-                        resp_headers = _headers(response)
+                    response = await self._client.send(
+                        self._client.build_request("GET", current, headers=headers), stream=True)
+                    try:
+                        status = response.status_code
+                        resp_headers = {k.lower(): v for k, v in response.headers.items()}
                         state.update(status=status, headers=resp_headers,
                                      retry_after=parse_retry_after(resp_headers.get("retry-after")))
                         if status in (429, 503) and state["retry_after"]:
@@ -632,6 +684,8 @@ class Fetcher:
                             body = await self._read_body(response, resp_headers, max_bytes)
                         else:
                             body = b""
+                    finally:
+                        await response.aclose()
                 budget -= time.monotonic() - hop_started
             if body is None:
                 continue
@@ -657,13 +711,13 @@ class Fetcher:
         if self.limiter is not None:
             await self.limiter.ahold(host, seconds)
 
-    async def _read_body(self, response: aiohttp.ClientResponse, headers: dict[str, str],
+    async def _read_body(self, response: httpx.Response, headers: dict[str, str],
                          cap: int) -> bytes:
         decoder = _CappedDecoder(headers.get("content-encoding", ""), cap)
         declared = headers.get("content-length", "")
         if decoder.coding == "identity" and declared.isdigit() and int(declared) > cap:
             raise _TooLarge(f"declared length {declared} exceeds {cap} bytes")
-        async for chunk in response.content.iter_any():
+        async for chunk in response.aiter_raw():
             decoder.feed(chunk)
         return decoder.body()
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import brotli
+import httpcore
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from newswire.http import (
     _CappedDecoder,
     BlockedAddress,
     Fetcher,
-    GuardedResolver,
+    GuardedNetworkBackend,
     blocked_reason,
     parse_retry_after,
     robots_agent,
@@ -180,27 +181,22 @@ def test_loopback_refused_by_default_and_allowed_by_setting(server: _Server) -> 
 
 
 def test_names_are_checked_after_dns_resolution(server: _Server) -> None:
-    # "localhost" is resolved by the system resolver; the address it gives is what is refused,
-    # and what an allowed name resolves to is the address the socket is opened to.
-    port = server.server_address[1]
+    # "localhost" is resolved by the system resolver; the address it gives is what is refused.
+    backend = GuardedNetworkBackend(AddressPolicy(allow_private=False))
+
+    async def go() -> None:
+        await backend.connect_tcp("localhost", server.server_address[1], timeout=2)
+
     with pytest.raises(BlockedAddress):
-        asyncio.run(GuardedResolver(AddressPolicy(allow_private=False)).resolve("localhost", port))
+        asyncio.run(go())
 
-    answers = asyncio.run(GuardedResolver(AddressPolicy(allow_private=True)).resolve("localhost", port))
-    assert answers and all(ipaddress.ip_address(a["host"]).is_loopback for a in answers)
-    assert all(a["port"] == port for a in answers)
+    allowed = GuardedNetworkBackend(AddressPolicy(allow_private=True))
 
-    # a name that resolves to a refused address is refused before any connection is made
-    async def go() -> object:
-        settings = FetchSettings(allow_private_networks=False, per_host_min_gap=0.0)
-        async with Fetcher(settings) as fetcher:
-            fetcher._check_url = lambda url: ("http", "localhost")  # past the name check
-            return await fetcher.get(f"http://localhost:{port}/ok")
+    async def go_allowed() -> None:
+        stream = await allowed.connect_tcp("127.0.0.1", server.server_address[1], timeout=2)
+        await stream.aclose()
 
-    before = server.hits.get("/ok", 0)
-    result = asyncio.run(go())
-    assert result.reason == "blocked_address" and "resolves to" in (result.error or "")
-    assert server.hits.get("/ok", 0) == before
+    asyncio.run(go_allowed())
 
 
 @pytest.mark.parametrize("path", ["/to-private", "/to-metadata"])
@@ -344,6 +340,19 @@ def test_public_and_special_addresses() -> None:
     for bad in ("169.254.169.254", "::1", "0.0.0.0", "100.100.100.200", "224.0.0.1",
                 "fd00:ec2::254", "::ffff:127.0.0.1", "2002:7f00:1::"):
         assert blocked_reason(ipaddress.ip_address(bad)), bad
+
+
+def test_connect_error_type_is_httpcore_for_unreachable() -> None:
+    # The guarded backend passes real connect failures through as httpcore errors.
+    backend = GuardedNetworkBackend(AddressPolicy(allow_private=True))
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as closed:
+        port = closed.server_address[1]
+
+    async def go() -> None:
+        await backend.connect_tcp("127.0.0.1", port, timeout=2)
+
+    with pytest.raises(httpcore.ConnectError):
+        asyncio.run(go())
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "identity"])

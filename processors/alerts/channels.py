@@ -33,9 +33,8 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
+import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import (
@@ -46,7 +45,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from newswire.http import AddressPolicy, BlockedAddress, guarded_session
+from newswire.http import AddressPolicy, BlockedAddress, GuardedTransport
 from processors.alerts.decide import Notification
 from processors.alerts.models import ChannelOutcome
 from processors.alerts.rules import (
@@ -96,6 +95,23 @@ class RetryPolicy:
         return self.attempts * max(self.timeout, smtp_timeout) + waits
 
 
+class _RedactUrls(logging.Filter):
+    """httpx logs every request URL at INFO; webhook paths often carry tokens: keep the host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                a.copy_with(path="/...", query=None) if isinstance(a, httpx.URL) else a
+                for a in record.args)
+        return True
+
+
+def _redact_http_logs() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
 class Transient(Exception):
     """Worth another try."""
 
@@ -137,7 +153,8 @@ def text_summary(notification: Notification) -> tuple[str, str]:
     return subject, body
 
 
-def _http_error(code: int) -> Exception:
+def _http_error(response: httpx.Response) -> Exception:
+    code = response.status_code
     if code in (408, 425, 429) or code >= 500:
         return Transient(f"http_{code}")
     return Permanent(f"http_{code}")
@@ -151,10 +168,7 @@ def refused_destination(url: str, allow_private: bool) -> str | None:
     again and checks then (and a name may resolve differently there).
     """
     policy = AddressPolicy(allow_private)
-    try:
-        host = (urlsplit(url).hostname or "").strip("[]")
-    except ValueError:
-        return "not a URL"
+    host = (httpx.URL(url).host or "").strip("[]")
     if not host:
         return "no host"
     try:
@@ -188,7 +202,7 @@ class Deliverer:
     """
 
     def __init__(self, smtp: SmtpSettings | None = None, policy: RetryPolicy | None = None,
-                 client: aiohttp.ClientSession | None = None,
+                 client: httpx.AsyncClient | None = None,
                  settings: AlertSettings | None = None,
                  allow_private_networks: bool = False) -> None:
         self.smtp = smtp or SmtpSettings()
@@ -196,18 +210,20 @@ class Deliverer:
         self.settings = settings or AlertSettings()
         self.address_policy = AddressPolicy(allow_private_networks)
         self._client = client
+        _redact_http_logs()
 
     @property
-    def client(self) -> aiohttp.ClientSession:
+    def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = guarded_session(
-                self.address_policy, limit=100, user_agent="newswire-alerts/0.1",
-                timeout=aiohttp.ClientTimeout(total=self.policy.timeout))
+            self._client = httpx.AsyncClient(
+                transport=GuardedTransport(self.address_policy, max_connections=100),
+                timeout=self.policy.timeout, follow_redirects=False, trust_env=False,
+                headers={"User-Agent": "newswire-alerts/0.1"})
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
             self._client = None
 
     async def deliver_all(self, channels: tuple[Channel, ...], notification: Notification,
@@ -269,30 +285,15 @@ class Deliverer:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         try:
-            host = (urlsplit(url).hostname or "").strip("[]")
-        except ValueError:
-            raise Permanent("bad_url") from None
-        try:  # an IP literal never reaches the guarded resolver: checked here
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None and (why := self.address_policy.refuses(literal)):
-            raise Permanent(_blocked(BlockedAddress(f"refused ({why})")))
-        try:
-            async with self.client.post(url, data=body, headers=headers,
-                                        allow_redirects=False) as response:
-                status = response.status
-                await response.read()  # drained, so the connection is kept for the next
-        except BlockedAddress as exc:  # raised by the guarded resolver
+            response = await self.client.post(url, content=body, headers=headers)
+        except BlockedAddress as exc:  # raised by the guarded connect, not wrapped by httpx
             raise Permanent(_blocked(exc)) from None
-        except TimeoutError as exc:
+        except httpx.TimeoutException as exc:
             raise Transient(f"timeout:{type(exc).__name__}") from None
-        except aiohttp.InvalidURL:
-            raise Permanent("bad_url") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except httpx.TransportError as exc:
             raise Transient(f"transport:{type(exc).__name__}") from None
-        if status >= 300:
-            raise _http_error(status)
+        if response.status_code >= 300:
+            raise _http_error(response)
 
     async def _webhook(self, channel: WebhookChannel, notification: Notification,
                        index: int) -> None:
